@@ -1,0 +1,72 @@
+"""Input checks at the API boundary: nothing malformed ever reaches a kernel.
+
+Each error names the argument, what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def _kind_error(name, arr):
+    return TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype} "
+                     f"(object, string, complex and structured arrays are not accepted)")
+
+
+def as_numeric(name, x) -> np.ndarray:
+    """np.asarray(x) restricted to bool/int/float dtypes."""
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists etc.
+        raise TypeError(f"{name}: could not make an array of it ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise _kind_error(name, arr)
+    return arr
+
+
+def check_finite(name, arr):
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name}: contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
+
+
+def as_inputs(name, x, n_features, dtype) -> np.ndarray:
+    """A C-contiguous (N, n_features) array of the model dtype, checked finite."""
+    arr = as_numeric(name, x)
+    if arr.ndim == 1 and arr.size == n_features:
+        arr = arr.reshape(1, n_features)
+    elif arr.ndim > 2 and int(np.prod(arr.shape[1:])) == n_features:
+        arr = arr.reshape(len(arr), n_features)  # e.g. (N, 28, 28) images
+    if arr.ndim != 2 or arr.shape[1] != n_features:
+        raise ValueError(f"{name}: expected shape (n_samples, {n_features}), got {arr.shape}")
+    if len(arr) == 0:
+        raise ValueError(f"{name}: expected at least one sample, got an empty array")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(name, out)
+    return out
+
+
+def check_int(name, value, lo, hi=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo \
+            or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name}: expected an integer {rng}, got {value!r}")
+    return int(value)
+
+
+def class_ids(name, y, n_classes) -> np.ndarray:
+    """Integer class ids in [0, n_classes) from an int array or integral floats."""
+    if y.dtype.kind == "f":
+        check_finite(name, y)
+        if not np.array_equal(y, np.round(y)):
+            raise ValueError(f"{name}: class labels must be integers, got non-integer values "
+                             f"such as {y[y != np.round(y)][0]!r}")
+    if y.dtype.kind == "b":
+        y = y.astype(np.int64)
+    ids = y.astype(np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= n_classes):
+        raise ValueError(f"{name}: class labels must be in [0, {n_classes - 1}] for "
+                         f"{n_classes} outputs, got values in [{ids.min()}, {ids.max()}]")
+    return ids

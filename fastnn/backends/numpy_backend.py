@@ -1,0 +1,129 @@
+"""The NumPy reference backend: vectorised minibatch maths, readable as a textbook.
+
+This module *defines* what fastnn computes; the compiled backends are tested against it.
+Notation (Nielsen's): a[l] is the activation of layer l (a[0] is the input batch),
+delta is dL/dz for the layer being processed, and the loss is averaged over the batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations as act
+from .. import losses
+
+name = "numpy"
+
+# Optimiser kinds and accuracy modes: codes shared by every backend.
+SGD, MOMENTUM, NESTEROV, ADAM = range(4)
+ACC_NONE, ACC_ARGMAX, ACC_BINARY = range(3)
+
+
+class Workspace:
+    """Buffers for one batch size: a[l] for every layer, allocated once."""
+
+    def __init__(self, net, batch_size):
+        self.batch_size = int(batch_size)
+        self.a = [np.empty((self.batch_size, int(n)), dtype=net.dtype) for n in net.sizes]
+        self.grad = np.empty_like(net.params)
+
+
+def workspace(net, batch_size):
+    return Workspace(net, batch_size)
+
+
+def forward(net, x, a):
+    """Fill a[0..L] for the batch x (B rows); returns the output a[L]."""
+    B = len(x)
+    a[0][:B] = x
+    for l in range(net.n_layers):
+        z = a[l + 1][:B]
+        np.matmul(a[l][:B], net.weights(l), out=z)      # z = a W + b
+        z += net.biases(l)
+        act.forward(int(net.acts[l]), z)                 # a = f(z), in place
+    return a[-1][:B]
+
+
+def backward(net, a, y, grad):
+    """Gradient of the batch-mean loss into the flat ``grad`` (a[] from ``forward``)."""
+    B = len(y)
+    L = net.n_layers
+    delta = losses.output_delta(net.loss, int(net.acts[-1]), a[L][:B], y,
+                                net.dtype.type(1.0 / B))
+    for l in range(L - 1, -1, -1):
+        np.matmul(a[l][:B].T, delta, out=net.weights(l, grad))   # dC/dW = a^T delta
+        np.sum(delta, axis=0, out=net.biases(l, grad))          # dC/db = sum of delta
+        if l > 0:  # the input layer needs no delta
+            delta = delta @ net.weights(l).T
+            act.backward(int(net.acts[l - 1]), a[l][:B], delta)
+
+
+def n_correct(acc_mode, out, y):
+    if acc_mode == ACC_ARGMAX:
+        return int(np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1)))
+    if acc_mode == ACC_BINARY:
+        return int(np.count_nonzero((out > 0.5) == (y > 0.5)))
+    return 0
+
+
+def update(net, opt, grad):
+    """One optimiser step on net.params (opt.t is the step number, already incremented)."""
+    p, dt = net.params, net.dtype.type
+    if opt.weight_decay:
+        for s in net.weight_slices():
+            grad[s] += dt(opt.weight_decay) * p[s]       # L2: d/dW of wd/2 |W|^2
+    lr = dt(opt.lr)
+    if opt.kind == SGD:
+        p -= lr * grad
+    elif opt.kind in (MOMENTUM, NESTEROV):                # PyTorch's convention: v = mu v + g
+        v, mu = opt.m, dt(opt.momentum)
+        v *= mu
+        v += grad
+        p -= lr * (grad + mu * v) if opt.kind == NESTEROV else lr * v
+    elif opt.kind == ADAM:                                 # PyTorch's Adam, bias-corrected
+        m, v, b1, b2 = opt.m, opt.v, dt(opt.beta1), dt(opt.beta2)
+        m *= b1
+        m += (dt(1.0) - b1) * grad
+        v *= b2
+        v += (dt(1.0) - b2) * grad * grad
+        step = dt(opt.lr / (1.0 - opt.beta1 ** opt.t))
+        bc2_sqrt = dt(np.sqrt(1.0 - opt.beta2 ** opt.t))
+        p -= step * m / (np.sqrt(v) / bc2_sqrt + dt(opt.eps))
+    else:
+        raise ValueError(f"unknown optimiser kind {opt.kind}")
+
+
+def predict(net, x, out, ws):
+    """Outputs for every row of x, in chunks of the workspace's batch size."""
+    for lo in range(0, len(x), ws.batch_size):
+        hi = min(lo + ws.batch_size, len(x))
+        out[lo:hi] = forward(net, x[lo:hi], ws.a)
+
+
+def loss_grad(net, x, y, grad, ws=None):
+    """Mean loss over all of x (one batch) and its gradient into ``grad``."""
+    a = Workspace(net, len(x)).a
+    out = forward(net, x, a)
+    loss = float(losses.per_sample(net.loss, out, y).mean())
+    backward(net, a, y, grad)
+    return loss
+
+
+def train_steps(net, opt, x, y, order, start, nsteps, batch_size, ws, acc_mode):
+    """Run ``nsteps`` minibatch steps; batch s is rows order[start + s*bs : ... + bs].
+
+    Returns (sum of per-sample losses before each update, number of correct predictions).
+    """
+    grad = ws.grad
+    loss_sum, correct = 0.0, 0
+    for s in range(nsteps):
+        lo = start + s * batch_size
+        idx = order[lo:min(lo + batch_size, len(order))]
+        xb, yb = x[idx], y[idx]
+        out = forward(net, xb, ws.a)
+        loss_sum += float(losses.per_sample(net.loss, out, yb).sum())
+        correct += n_correct(acc_mode, out, yb)
+        backward(net, ws.a, yb, grad)
+        opt.t += 1
+        update(net, opt, grad)
+    return loss_sum, correct

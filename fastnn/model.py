@@ -1,0 +1,437 @@
+"""Sequential: the thin Model API. Validates and converts once, then calls the backend.
+
+The model never branches on which backend it holds: every backend module offers the same
+functions (fastnn/backends/__init__.py), with the NumPy backend as the specification.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+import warnings
+from collections import namedtuple
+
+import numpy as np
+
+from . import _validate as V
+from . import losses
+from . import optimizers
+from .backends import get_backend
+from .backends.numpy_backend import ACC_ARGMAX, ACC_BINARY, ACC_NONE
+from .callbacks import Callback
+from .layers import Dense
+from .network import Network
+
+Evaluation = namedtuple("Evaluation", "loss accuracy")
+SAMPLES_PER_CALL = 8192   # a fused native call runs about this many samples between returns
+PREDICT_CHUNK = 1024      # rows per predict workspace
+UNSCALED_WARN = 20.0      # |x| above this suggests pixels 0..255 or raw features
+
+
+class DivergenceError(FloatingPointError):
+    """The loss or the weights became NaN/inf; the model keeps its last finite weights."""
+
+
+class History:
+    """Per-epoch logs: ``history.history['loss']`` etc., as in Keras."""
+
+    KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "samples_per_sec", "seconds")
+
+    def __init__(self):
+        self.epoch = []
+        self.history = {k: [] for k in self.KEYS}
+        self.interrupted = False
+
+    def append(self, epoch, logs):
+        self.epoch.append(epoch)
+        for k in self.KEYS:
+            self.history[k].append(logs.get(k))
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __len__(self):
+        return len(self.epoch)
+
+    def __repr__(self):
+        last = {k: v[-1] for k, v in self.history.items() if v and v[-1] is not None}
+        return f"History(epochs={len(self)}, last={last})"
+
+
+@contextlib.contextmanager
+def _defer_sigint():
+    """Hold Ctrl-C until the current native call returns, so no step is half applied."""
+    caught = []
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield caught
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Targets:
+    """Targets prepared once: dense (N, n_out) array in the model dtype plus accuracy mode."""
+
+    def __init__(self, y, acc_mode):
+        self.y, self.acc_mode = y, acc_mode
+
+
+class Sequential:
+    """A stack of Dense layers trained with one loss and one optimiser.
+
+    >>> model = Sequential([Dense(16, "sigmoid"), Dense(16, "sigmoid"), Dense(10, "softmax")],
+    ...                    input_size=784, optimizer=SGD(0.1), seed=0)
+    """
+
+    def __init__(self, layers, input_size, loss=None, optimizer="sgd", dtype="float32",
+                 backend="auto", seed=None):
+        layers = list(layers)
+        if not layers or not all(isinstance(lay, Dense) for lay in layers):
+            raise TypeError("layers: expected a non-empty list of fastnn.Dense")
+        V.check_int("input_size", input_size, 1)
+        if loss is None:
+            loss = "cross_entropy" if layers[-1].activation == "softmax" else "mse"
+        self.layers = layers
+        self.net = Network([input_size] + [lay.units for lay in layers],
+                           [lay.activation for lay in layers], loss, dtype)
+        for i, lay in enumerate(layers):
+            lay._bind(self.net, i)
+        self.seed = seed
+        self._seeds = np.random.SeedSequence(seed)
+        self.net.initialize([lay.init for lay in layers],
+                            self._seeds.spawn(1)[0] if seed is None else seed)
+        self.optimizer = optimizers.get(optimizer)
+        self.optimizer.bind(self.net.n_params, self.net.dtype)
+        self.backend = backend
+        self.history = None
+        self.stop_training = False
+        self.epochs_done = 0
+
+    # ---- configuration ----------------------------------------------------------------
+    @property
+    def backend(self):
+        return self._backend
+
+    @backend.setter
+    def backend(self, name):
+        self._backend = get_backend(name)
+        self._train_ws = None
+        self._local = threading.local()
+
+    @property
+    def dtype(self):
+        return self.net.dtype
+
+    @property
+    def loss(self):
+        return losses.NAMES[self.net.loss]
+
+    @property
+    def input_size(self):
+        return int(self.net.sizes[0])
+
+    @property
+    def output_size(self):
+        return int(self.net.sizes[-1])
+
+    @property
+    def params(self):
+        """The flat parameter buffer (every layer's weights and biases are views of it)."""
+        return self.net.params
+
+    def compile(self, loss=None, optimizer=None):
+        """Change the loss and/or optimiser (optimiser state starts fresh)."""
+        if loss is not None:
+            code = losses.code_of(loss)
+            losses.check_pairing(code, int(self.net.acts[-1]))
+            self.net.loss = code
+        if optimizer is not None:
+            self.optimizer = optimizers.get(optimizer)
+            self.optimizer.bind(self.net.n_params, self.net.dtype)
+        return self
+
+    def get_state(self):
+        """A copy of everything training changes: parameters and optimiser state."""
+        opt = self.optimizer
+        return {"params": self.params.copy(), "m": opt.m.copy(), "v": opt.v.copy(), "t": opt.t}
+
+    def set_state(self, state):
+        self.params[...] = state["params"]
+        self.optimizer.m[...] = state["m"]
+        self.optimizer.v[...] = state["v"]
+        self.optimizer.t = state["t"]
+
+    def summary(self) -> str:
+        lines = [f"Sequential  input {self.input_size}  dtype {self.dtype.name}  "
+                 f"backend {self.backend.name}  loss {self.loss}  optimizer {self.optimizer!r}"]
+        for i, lay in enumerate(self.layers):
+            n = lay.input_size * lay.units + lay.units
+            lines.append(f"  {i}: Dense {lay.input_size:>5} -> {lay.units:<5} "
+                         f"{lay.activation:<10} init {lay.init:<15} params {n}")
+        lines.append(f"  total parameters: {self.net.n_params}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        sizes = "-".join(str(int(s)) for s in self.net.sizes)
+        return f"<fastnn.Sequential {sizes} {self.dtype.name} backend={self.backend.name}>"
+
+    # ---- data preparation ---------------------------------------------------------------
+    def _inputs(self, name, x):
+        arr = V.as_inputs(name, x, self.input_size, self.dtype)
+        if np.abs(arr).max() > UNSCALED_WARN:
+            warnings.warn(f"{name}: values reach {np.abs(arr).max():.4g}; networks train badly "
+                          "on unscaled inputs: divide pixels by 255 or use "
+                          "fastnn.datasets.StandardScaler", UserWarning, stacklevel=3)
+        return arr
+
+    def _targets(self, name, y, n):
+        """Dense targets (n, n_out) of the model dtype, and how to count correct answers."""
+        arr = V.as_numeric(name, y)
+        n_out, loss = self.output_size, self.net.loss
+        if len(arr) != n:
+            raise ValueError(f"{name}: expected {n} rows to match x, got {len(arr)}")
+        if arr.ndim == 2 and arr.shape[1] == 1 and n_out > 1:
+            arr = arr[:, 0]
+        if arr.ndim == 1 and n_out > 1:               # class ids
+            ids = V.class_ids(name, arr, n_out)
+            dense = np.zeros((n, n_out), dtype=self.dtype)
+            dense[np.arange(n), ids] = 1.0
+            return _Targets(dense, ACC_ARGMAX)
+        if arr.ndim == 1:
+            arr = arr.reshape(n, 1)
+        if arr.ndim != 2 or arr.shape[1] != n_out:
+            raise ValueError(f"{name}: expected class ids of shape ({n},) or targets of shape "
+                             f"({n}, {n_out}), got {arr.shape}")
+        dense = np.ascontiguousarray(arr, dtype=self.dtype)
+        V.check_finite(name, dense)
+        if loss == losses.BINARY_CROSS_ENTROPY and (dense.min() < 0 or dense.max() > 1):
+            raise ValueError(f"{name}: binary_cross_entropy targets must be in [0, 1], got "
+                             f"values in [{dense.min()}, {dense.max()}]")
+        one_hot = np.isin(dense, (0, 1)).all() and (dense.sum(axis=1) == 1).all()
+        if loss == losses.CROSS_ENTROPY:
+            if dense.min() < 0 or not np.allclose(dense.sum(axis=1), 1.0, atol=1e-3):
+                raise ValueError(f"{name}: cross_entropy targets must be one-hot rows or "
+                                 "probability rows that sum to 1")
+            return _Targets(dense, ACC_ARGMAX)
+        if loss == losses.BINARY_CROSS_ENTROPY and n_out == 1:
+            return _Targets(dense, ACC_BINARY)
+        return _Targets(dense, ACC_ARGMAX if one_hot and n_out > 1 else ACC_NONE)
+
+    def _train_workspace(self, batch_size):
+        ws = self._train_ws
+        if ws is None or ws.batch_size != batch_size:
+            ws = self._train_ws = self.backend.workspace(self.net, batch_size)
+        return ws
+
+    def _predict_workspace(self):
+        ws = getattr(self._local, "ws", None)
+        if ws is None:  # one per thread, so concurrent predicts never share scratch memory
+            ws = self._local.ws = self.backend.workspace(self.net, PREDICT_CHUNK)
+        return ws
+
+    # ---- inference ----------------------------------------------------------------------
+    def _outputs(self, x):
+        out = np.empty((len(x), self.output_size), dtype=self.dtype)
+        self.backend.predict(self.net, x, out, self._predict_workspace())
+        return out
+
+    def predict(self, x):
+        """Network outputs (probabilities for softmax/sigmoid outputs), one row per sample.
+
+        A 1-D input of ``input_size`` values is one sample and gives a 1-D output.
+        """
+        single = np.ndim(x) == 1
+        out = self._outputs(V.as_inputs("x", x, self.input_size, self.dtype))
+        return out[0] if single else out
+
+    def predict_classes(self, x):
+        """Class ids: argmax of the outputs, or output > 0.5 for a single sigmoid unit."""
+        out = self.predict(x)
+        if self.output_size == 1:
+            return (out[..., 0] > 0.5).astype(np.int64)
+        return out.argmax(axis=-1)
+
+    def _evaluate(self, x, t):
+        out = self._outputs(x)
+        loss = float(losses.per_sample(self.net.loss, out, t.y).astype(np.float64).mean())
+        if t.acc_mode == ACC_NONE:
+            return Evaluation(loss, None)
+        from .backends.numpy_backend import n_correct
+        return Evaluation(loss, n_correct(t.acc_mode, out, t.y) / len(x))
+
+    def evaluate(self, x, y):
+        """(loss, accuracy) on a data set; accuracy is None for regression."""
+        xs = V.as_inputs("x", x, self.input_size, self.dtype)
+        return self._evaluate(xs, self._targets("y", y, len(xs)))
+
+    # ---- training -----------------------------------------------------------------------
+    def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
+            validation_split=None, seed=None, verbose=1, callbacks=()):
+        """Train with minibatch steps; returns a History (also kept as ``model.history``).
+
+        ``y`` holds class ids (N,) or one-hot/target rows (N, n_out). ``batch_size`` larger
+        than N is clamped to N. ``seed`` fixes the shuffling (each epoch's order comes from
+        (seed, epoch), so a resumed run repeats the same batches).
+        """
+        epochs = V.check_int("epochs", epochs, 0)
+        xs = self._inputs("x", x)
+        ts = self._targets("y", y, len(xs))
+        if validation_data is not None and validation_split is not None:
+            raise ValueError("give validation_data or validation_split, not both")
+        if validation_split is not None:
+            if not isinstance(validation_split, float) or not 0 < validation_split < 1:
+                raise ValueError(f"validation_split: expected a float in (0, 1), got "
+                                 f"{validation_split!r}")
+            n_val = int(round(len(xs) * validation_split))
+            if n_val < 1 or n_val >= len(xs):
+                raise ValueError(f"validation_split={validation_split} leaves no samples on "
+                                 f"one side of a {len(xs)}-sample split")
+            # The last rows, as Keras does: deterministic and independent of the shuffle seed.
+            xv, tv = xs[-n_val:], _Targets(ts.y[-n_val:], ts.acc_mode)
+            xs, ts = xs[:-n_val], _Targets(ts.y[:-n_val], ts.acc_mode)
+        elif validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data: expected a tuple (x_val, y_val)")
+            xv = V.as_inputs("validation_data x", validation_data[0], self.input_size,
+                             self.dtype)
+            tv = self._targets("validation_data y", validation_data[1], len(xv))
+        else:
+            xv = tv = None
+        n = len(xs)
+        batch_size = min(V.check_int("batch_size", batch_size, 1), n)
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks: expected fastnn.callbacks.Callback objects, "
+                                f"got {cb!r}")
+        if seed is None:
+            seed = int(self._seeds.spawn(1)[0].generate_state(1)[0])
+        V.check_int("seed", seed, 0)
+
+        history = self.history = History()
+        self.stop_training = False
+        ws = self._train_workspace(batch_size)
+        for cb in callbacks:
+            cb.on_train_begin(self)
+        try:
+            for epoch in range(epochs):
+                logs = self._run_epoch(xs, ts, epoch, batch_size, shuffle, seed, ws, verbose,
+                                       epochs)
+                if xv is not None:
+                    ev = self._evaluate(xv, tv)
+                    logs["val_loss"], logs["val_accuracy"] = ev.loss, ev.accuracy
+                history.append(epoch, logs)
+                self.epochs_done += 1
+                if verbose:
+                    print(_format_logs(epoch, epochs, logs), flush=True)
+                for cb in callbacks:
+                    cb.on_epoch_end(self, epoch, logs)
+                if self.stop_training:
+                    break
+        except KeyboardInterrupt:
+            history.interrupted = True
+            raise
+        finally:
+            for cb in callbacks:
+                cb.on_train_end(self)
+        return history
+
+    def _epoch_order(self, n, epoch, shuffle, seed):
+        if not shuffle:
+            return np.arange(n, dtype=np.int64)
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(epoch,)))
+        return rng.permutation(n).astype(np.int64)
+
+    def _run_epoch(self, xs, ts, epoch, bs, shuffle, seed, ws, verbose, epochs):
+        n = len(xs)
+        opt, be = self.optimizer, self.backend
+        opt.set_epoch(epoch)
+        order = self._epoch_order(n, epoch, shuffle, seed)
+        steps = -(-n // bs)
+        chunk = max(1, SAMPLES_PER_CALL // bs)
+        loss_sum, correct, step = 0.0, 0, 0
+        bar = _progress(n, epoch, epochs, verbose)
+        t0 = time.perf_counter()
+        try:
+            while step < steps:
+                k = min(chunk, steps - step)
+                saved = self.get_state()
+                with _defer_sigint() as interrupted:
+                    ls, c = be.train_steps(self.net, opt, xs, ts.y, order, step * bs, k, bs, ws,
+                                           ts.acc_mode)
+                if not (math.isfinite(ls) and np.isfinite(self.params).all()):
+                    self._locate_divergence(saved, xs, ts, order, step, k, bs, ws, epoch)
+                step += k
+                loss_sum += ls
+                correct += c
+                if bar is not None:
+                    done = min(step * bs, n)
+                    bar.update(done - bar.n)
+                    bar.set_postfix_str(f"{done / (time.perf_counter() - t0):,.0f} samples/s",
+                                        refresh=False)
+                if interrupted:
+                    raise KeyboardInterrupt
+        finally:
+            if bar is not None:
+                bar.close()
+        seconds = time.perf_counter() - t0
+        return {"loss": loss_sum / n,
+                "accuracy": correct / n if ts.acc_mode != ACC_NONE else None,
+                "lr": opt.lr, "samples_per_sec": n / seconds, "seconds": seconds}
+
+    def _locate_divergence(self, saved, xs, ts, order, step0, k, bs, ws, epoch):
+        """Replay the failed chunk one step at a time from ``saved`` to find the bad step."""
+        self.set_state(saved)
+        for j in range(k):
+            before = self.get_state()
+            ls, _ = self.backend.train_steps(self.net, self.optimizer, xs, ts.y, order,
+                                             (step0 + j) * bs, 1, bs, ws, ts.acc_mode)
+            if not (math.isfinite(ls) and np.isfinite(self.params).all()):
+                self.set_state(before)
+                what = "loss" if not math.isfinite(ls) else "weights"
+                raise DivergenceError(
+                    f"training diverged in epoch {epoch} at step {step0 + j} ({what} became "
+                    f"NaN/inf; learning rate {self.optimizer.lr:g}). The model keeps its last "
+                    "finite weights. Try a lower learning rate or scale the inputs.")
+        raise DivergenceError(f"training diverged in epoch {epoch} (not reproducible on replay)")
+
+    # ---- persistence --------------------------------------------------------------------
+    def save(self, path):
+        """Write the model (config, weights, optimiser state) to a safetensors file."""
+        from .io import save_model
+        save_model(self, path)
+
+    def get_config(self):
+        return {"input_size": self.input_size,
+                "layers": [lay.get_config() for lay in self.layers],
+                "loss": self.loss, "dtype": self.dtype.name,
+                "optimizer": self.optimizer.get_config(), "seed": self.seed}
+
+
+def _progress(n, epoch, epochs, verbose):
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm
+    # delay: short epochs print only the summary line; long ones show a live bar too.
+    return tqdm(total=n, desc=f"epoch {epoch + 1}/{epochs}", unit=" samples", leave=False,
+                delay=0.5, mininterval=0.25)
+
+
+def _format_logs(epoch, epochs, logs):
+    parts = [f"epoch {epoch + 1}/{epochs}", f"loss {logs['loss']:.4f}"]
+    if logs.get("accuracy") is not None:
+        parts.append(f"acc {logs['accuracy']:.4f}")
+    if logs.get("val_loss") is not None:
+        parts.append(f"val_loss {logs['val_loss']:.4f}")
+    if logs.get("val_accuracy") is not None:
+        parts.append(f"val_acc {logs['val_accuracy']:.4f}")
+    parts.append(f"{logs['samples_per_sec']:,.0f} samples/s")
+    parts.append(f"{logs['seconds']:.2f}s")
+    return "  ".join(parts)
