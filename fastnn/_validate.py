@@ -29,7 +29,8 @@ def as_numeric(name, x) -> np.ndarray:
 def check_finite(name, arr):
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name}: contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
+        where = tuple(int(i) for i in bad)
+        raise ValueError(f"{name}: contains NaN or inf (first at index {where})")
 
 
 def as_inputs(name, x, n_features, dtype) -> np.ndarray:

@@ -17,8 +17,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import _validate as V
-from . import losses
-from . import optimizers
+from . import losses, optimizers
 from .backends import get_backend
 from .backends.numpy_backend import ACC_ARGMAX, ACC_BINARY, ACC_NONE
 from .callbacks import Callback
@@ -273,14 +272,16 @@ class Sequential:
 
     # ---- training -----------------------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
-            validation_split=None, seed=None, verbose=1, callbacks=()):
+            validation_split=None, seed=None, verbose=1, callbacks=(), initial_epoch=0):
         """Train with minibatch steps; returns a History (also kept as ``model.history``).
 
         ``y`` holds class ids (N,) or one-hot/target rows (N, n_out). ``batch_size`` larger
         than N is clamped to N. ``seed`` fixes the shuffling (each epoch's order comes from
-        (seed, epoch), so a resumed run repeats the same batches).
+        (seed, epoch), so a resumed run repeats the same batches). ``initial_epoch`` resumes a
+        run: epochs initial_epoch..epochs-1 are trained (same orders and schedule as before).
         """
         epochs = V.check_int("epochs", epochs, 0)
+        initial_epoch = V.check_int("initial_epoch", initial_epoch, 0, epochs)
         xs = self._inputs("x", x)
         ts = self._targets("y", y, len(xs))
         if validation_data is not None and validation_split is not None:
@@ -321,7 +322,7 @@ class Sequential:
         for cb in callbacks:
             cb.on_train_begin(self)
         try:
-            for epoch in range(epochs):
+            for epoch in range(initial_epoch, epochs):
                 logs = self._run_epoch(xs, ts, epoch, batch_size, shuffle, seed, ws, verbose,
                                        epochs)
                 if xv is not None:

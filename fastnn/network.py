@@ -66,7 +66,7 @@ class Network:
     def weight_slices(self):
         """Slices of the flat buffer that hold weights (weight decay touches only these)."""
         return [slice(int(o), int(o) + int(i) * int(j))
-                for o, i, j in zip(self.offsets, self.sizes[:-1], self.sizes[1:])]
+                for o, i, j in zip(self.offsets, self.sizes[:-1], self.sizes[1:], strict=True)]
 
     def initialize(self, inits, seed) -> None:
         """Fill weights with each layer's initialiser (seeded), biases with zeros."""

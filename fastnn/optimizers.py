@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from .backends.numpy_backend import ADAM, MOMENTUM, NESTEROV, SGD as _SGD
+from .backends.numpy_backend import ADAM, MOMENTUM, NESTEROV
+from .backends.numpy_backend import SGD as _SGD
 
 
 def _check_lr(lr):
@@ -85,7 +86,8 @@ class Optimizer:
         self.lr = self.base_lr
         self.weight_decay = _check_range("weight_decay", weight_decay, 0, math.inf)
         if schedule is not None and not callable(schedule):
-            raise TypeError(f"schedule: expected StepDecay/CosineDecay or callable, got {schedule!r}")
+            raise TypeError(f"schedule: expected StepDecay/CosineDecay or a callable, "
+                            f"got {schedule!r}")
         self.schedule = schedule
         self.t = 0
         self.m = self.v = None
