@@ -1,0 +1,161 @@
+"""Feature scaling, train/validation split and one-hot encoding."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["MaxScaler", "StandardScaler", "train_val_split", "one_hot", "from_one_hot"]
+
+
+class _Scaler:
+    """Shared checks; subclasses set self.scale_ (and self.mean_) in _fit."""
+
+    mean_: np.ndarray | None = None
+    scale_: np.ndarray | None = None
+    n_features_in_: int | None = None
+
+    def fit(self, x):
+        x = self._as_2d(x)
+        if len(x) == 0:
+            raise ValueError(f"{type(self).__name__}.fit: x has no samples")
+        if not np.isfinite(x).all():
+            raise ValueError(f"{type(self).__name__}.fit: x contains NaN or inf")
+        self.n_features_in_ = x.shape[1]
+        self._fit(x)
+        return self
+
+    def fit_transform(self, x) -> np.ndarray:
+        return self.fit(x).transform(x)
+
+    def transform(self, x) -> np.ndarray:
+        x = self._checked(x, "transform")
+        return self._cast((x - self._mean()) / self.scale_, x)
+
+    def inverse_transform(self, x) -> np.ndarray:
+        x = self._checked(x, "inverse_transform")
+        return self._cast(x * self.scale_ + self._mean(), x)
+
+    def _mean(self):
+        return 0.0 if self.mean_ is None else self.mean_
+
+    def _as_2d(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype.kind not in "iuf":
+            raise TypeError(f"{type(self).__name__}: expected numbers, got dtype {x.dtype}")
+        if x.ndim != 2:
+            raise ValueError(
+                f"{type(self).__name__}: expected a 2-D array (samples, features), got shape "
+                f"{x.shape}; use x.reshape(-1, 1) for a single feature"
+            )
+        return x
+
+    def _checked(self, x, method: str) -> np.ndarray:
+        name = type(self).__name__
+        if self.scale_ is None:
+            raise RuntimeError(f"{name}.{method}: not fitted yet, call fit(x) first")
+        x = self._as_2d(x)
+        if x.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"{name}.{method}: expected {self.n_features_in_} features (as in fit), "
+                f"got {x.shape[1]}"
+            )
+        return x
+
+    @staticmethod
+    def _cast(result: np.ndarray, x: np.ndarray) -> np.ndarray:
+        # float32 in -> float32 out (MNIST-sized data); integers become float64.
+        dtype = x.dtype if x.dtype.kind == "f" else np.float64
+        return result.astype(dtype, copy=False)
+
+
+class MaxScaler(_Scaler):
+    """Divide each column by its largest absolute value seen in fit (a zero column by 1)."""
+
+    def _fit(self, x: np.ndarray) -> None:
+        scale = np.abs(x).max(axis=0).astype(np.float64)
+        scale[scale == 0] = 1.0
+        self.scale_ = scale
+
+
+class StandardScaler(_Scaler):
+    """Subtract the training mean and divide by the training std (ddof=0) per column.
+
+    Constant columns get std 1, so they map to 0 instead of dividing by zero.
+    """
+
+    def _fit(self, x: np.ndarray) -> None:
+        mean = x.mean(axis=0, dtype=np.float64)
+        std = x.std(axis=0, dtype=np.float64)
+        # The mean of identical floats can be off by an ulp, leaving a tiny nonzero std.
+        constant = std <= 10 * np.finfo(np.float64).eps * np.abs(mean)
+        std[constant] = 1.0
+        self.mean_, self.scale_ = mean, std
+
+
+def train_val_split(x, y, val_fraction: float = 0.1, seed=None, shuffle: bool = True):
+    """Split into ((x_train, y_train), (x_val, y_val)).
+
+    The validation part has round(val_fraction * n) samples; without shuffle it is the last
+    ones. Both parts must end up non-empty.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0:
+        raise ValueError("train_val_split: x and y must be arrays of samples, not scalars")
+    if len(x) != len(y):
+        raise ValueError(f"train_val_split: x has {len(x)} samples but y has {len(y)}")
+    is_real = isinstance(val_fraction, numbers.Real) and not isinstance(val_fraction, bool)
+    if not (is_real and 0 < val_fraction < 1):
+        raise ValueError(f"train_val_split: val_fraction must be in (0, 1), got {val_fraction!r}")
+    n = len(x)
+    n_val = math.floor(n * val_fraction + 0.5)  # round half up
+    if n_val < 1 or n - n_val < 1:
+        raise ValueError(
+            f"train_val_split: val_fraction={val_fraction} of {n} samples gives {n - n_val} "
+            f"training and {n_val} validation samples; each part needs at least one"
+        )
+    idx = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    tr, va = idx[: n - n_val], idx[n - n_val :]
+    return (x[tr], y[tr]), (x[va], y[va])
+
+
+def one_hot(labels, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
+    """Integer class ids of any shape -> array of shape labels.shape + (n_classes,)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        if not np.isfinite(labels).all() or not np.array_equal(labels, np.round(labels)):
+            bad = labels[~np.isfinite(labels) | (labels != np.round(labels))].flat[0]
+            raise ValueError(f"one_hot: labels must be whole numbers, found {float(bad)}")
+    elif labels.dtype.kind not in "iu":
+        raise ValueError(f"one_hot: labels must be integers, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"one_hot: labels must be >= 0, found {int(labels.min())}")
+    if n_classes is None:
+        if labels.size == 0:
+            raise ValueError("one_hot: cannot infer n_classes from empty labels; pass n_classes")
+        n_classes = int(labels.max()) + 1
+    elif isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral):
+        raise ValueError(f"one_hot: n_classes must be an integer, got {n_classes!r}")
+    elif n_classes < 1:
+        raise ValueError(f"one_hot: n_classes must be >= 1, got {n_classes}")
+    elif labels.size and labels.max() >= n_classes:
+        raise ValueError(
+            f"one_hot: label {int(labels.max())} is out of range for n_classes={n_classes} "
+            f"(valid: 0..{n_classes - 1})"
+        )
+    out = np.zeros((labels.size, int(n_classes)), dtype=dtype)
+    out[np.arange(labels.size), labels.ravel()] = 1
+    return out.reshape(*labels.shape, int(n_classes))
+
+
+def from_one_hot(y) -> np.ndarray:
+    """One-hot rows (or scores/probabilities) -> int64 class ids via argmax of the last axis."""
+    y = np.asarray(y)
+    if y.ndim == 0 or y.shape[-1] == 0:
+        raise ValueError(
+            f"from_one_hot: expected (..., n_classes) with n_classes >= 1, got {y.shape}"
+        )
+    return y.argmax(axis=-1).astype(np.int64)
