@@ -422,7 +422,7 @@ def _progress(n, epoch, epochs, verbose):
     from tqdm.auto import tqdm
     # delay: short epochs print only the summary line; long ones show a live bar too.
     return tqdm(total=n, desc=f"epoch {epoch + 1}/{epochs}", unit=" samples", leave=False,
-                delay=0.5, mininterval=0.25)
+                delay=0.5, mininterval=0.25, disable=None)  # None: off when not a tty
 
 
 def _format_logs(epoch, epochs, logs):
