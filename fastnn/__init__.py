@@ -11,7 +11,7 @@
 from . import datasets
 from ._version import __version__
 from .backends import available_backends, backend_status, get_backend
-from .callbacks import Callback, EarlyStopping, LambdaCallback
+from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
 from .gradcheck import gradcheck
 from .io import ModelFileError, load
 from .layers import Dense
@@ -20,7 +20,7 @@ from .optimizers import SGD, Adam, CosineDecay, StepDecay
 
 __all__ = [
     "Adam", "Callback", "CosineDecay", "Dense", "DivergenceError", "EarlyStopping",
-    "Evaluation", "History", "LambdaCallback", "ModelFileError", "SGD", "Sequential",
+    "Evaluation", "History", "LambdaCallback", "ModelCheckpoint", "ModelFileError", "SGD", "Sequential",
     "StepDecay", "__version__", "available_backends", "backend_status", "datasets",
     "get_backend", "gradcheck", "load",
 ]

@@ -68,3 +68,24 @@ class LambdaCallback(Callback):
 
     def on_epoch_end(self, model, epoch, logs):
         self._fn(model, epoch, logs)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model every ``every`` epochs to ``path`` (may contain ``{epoch}``).
+
+    Files are written atomically. To resume after a crash or Ctrl-C:
+    ``m = fastnn.load(path); m.fit(x, y, epochs=E, seed=m.fit_seed, initial_epoch=m.epochs_done)``
+    repeats the uninterrupted run exactly (single thread).
+    """
+
+    def __init__(self, path, every=1):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"ModelCheckpoint every: expected an integer >= 1, got {every!r}")
+        self.path, self.every = str(path), every
+        self.saved = []
+
+    def on_epoch_end(self, model, epoch, logs):
+        if (epoch + 1) % self.every == 0:
+            path = self.path.format(epoch=epoch + 1)
+            model.save(path)
+            self.saved.append(path)

@@ -42,6 +42,7 @@ def to_bytes(model) -> bytes:
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
             "fastnn_version": __version__, "config": json.dumps(model.get_config()),
             "optimizer_t": str(int(opt.t)), "epochs_done": str(int(model.epochs_done)),
+            "fit_seed": "" if model.fit_seed is None else str(int(model.fit_seed)),
             "sha256": _digest(tensors)}
     return save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=meta)
 
@@ -75,8 +76,9 @@ def from_bytes(data: bytes, backend="auto", src="<bytes>"):
     try:
         tensors = st_load(bytes(data))
         header = json.loads(data[8:8 + n_header])
-    except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
-        _fail(src, f"not a valid safetensors file ({exc})")
+    except (SafetensorError, ValueError, TypeError, KeyError, OverflowError,
+            RecursionError) as exc:
+        _fail(src, f"not a valid safetensors file ({type(exc).__name__}: {exc})")
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         _fail(src, "not a fastnn model file (no fastnn metadata)")
@@ -89,12 +91,22 @@ def from_bytes(data: bytes, backend="auto", src="<bytes>"):
         _fail(src, "checksum mismatch: the weights were changed or corrupted after saving")
     try:
         cfg = json.loads(meta["config"])
+        sizes = [int(cfg["input_size"])] + [int(c["units"]) for c in cfg["layers"]]
+        n_params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:], strict=False))
+        if min(sizes) < 1 or n_params != tensors["params"].size:
+            # checked before building, so a forged config cannot make us allocate gigabytes
+            _fail(src, f"config layer sizes {sizes} need {n_params} parameters, the file "
+                       f"holds {tensors['params'].size}")
         layers = [Dense(int(c["units"]), c["activation"], c["init"]) for c in cfg["layers"]]
         model = Sequential(layers, int(cfg["input_size"]), loss=cfg["loss"],
                            optimizer=optimizers.get(cfg["optimizer"]), dtype=cfg["dtype"],
                            backend=backend, seed=cfg.get("seed"))
         t, epochs_done = int(meta["optimizer_t"]), int(meta["epochs_done"])
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        fit_seed = int(meta["fit_seed"]) if meta.get("fit_seed") else None
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError,
+            RecursionError) as exc:
         _fail(src, f"invalid model config ({type(exc).__name__}: {exc})")
     opt = model.optimizer
     for name, dest in (("params", model.params), ("opt.m", opt.m), ("opt.v", opt.v)):
@@ -105,7 +117,7 @@ def from_bytes(data: bytes, backend="auto", src="<bytes>"):
         dest[...] = arr
     if not np.isfinite(model.params).all():
         _fail(src, "weights contain NaN or inf")
-    opt.t, model.epochs_done = t, epochs_done
+    opt.t, model.epochs_done, model.fit_seed = t, epochs_done, fit_seed
     return model
 
 

@@ -112,6 +112,7 @@ class Sequential:
         self.history = None
         self.stop_training = False
         self.epochs_done = 0
+        self.fit_seed = None      # the shuffle seed of the last fit (saved, for resuming)
 
     # ---- configuration ----------------------------------------------------------------
     @property
@@ -314,7 +315,7 @@ class Sequential:
                                 f"got {cb!r}")
         if seed is None:
             seed = int(self._seeds.spawn(1)[0].generate_state(1)[0])
-        V.check_int("seed", seed, 0)
+        self.fit_seed = V.check_int("seed", seed, 0)
 
         history = self.history = History()
         self.stop_training = False
