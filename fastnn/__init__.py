@@ -17,10 +17,28 @@ from .io import ModelFileError, load
 from .layers import Dense
 from .model import DivergenceError, Evaluation, History, Sequential
 from .optimizers import SGD, Adam, CosineDecay, StepDecay
+from .threads import get_num_threads, set_num_threads, threads
+
+
+def warmup(dtypes=("float32", "float64"), backends=None):
+    """Compile or load every available compiled backend's kernels now, not on first use.
+
+    Returns {backend name: seconds taken}. ``import fastnn`` itself compiles nothing.
+    """
+    from .backends import get_backend
+
+    took = {}
+    for name in backends or available_backends():
+        fn = getattr(get_backend(name), "warmup", None)
+        if fn is not None:
+            took[name] = fn(dtypes=tuple(dtypes))
+    return took
+
 
 __all__ = [
     "Adam", "Callback", "CosineDecay", "Dense", "DivergenceError", "EarlyStopping",
-    "Evaluation", "History", "LambdaCallback", "ModelCheckpoint", "ModelFileError", "SGD", "Sequential",
-    "StepDecay", "__version__", "available_backends", "backend_status", "datasets",
-    "get_backend", "gradcheck", "load",
+    "Evaluation", "History", "LambdaCallback", "ModelCheckpoint", "ModelFileError", "SGD",
+    "Sequential", "StepDecay", "__version__", "available_backends", "backend_status",
+    "datasets", "get_backend", "get_num_threads", "gradcheck", "load", "set_num_threads",
+    "threads", "warmup",
 ]
