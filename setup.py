@@ -16,7 +16,7 @@ from setuptools.command.build_ext import build_ext
 class BuildExt(build_ext):
     def build_extensions(self):
         if self.compiler.compiler_type == "unix":
-            flags = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+            flags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast"]
             if os.environ.get("FASTNN_NATIVE") == "1":
                 flags.append("-march=native")
             link = []
@@ -24,6 +24,7 @@ class BuildExt(build_ext):
                 flags.append("-fopenmp")
                 link.append("-fopenmp")
             for ext in self.extensions:
+                ext.define_macros.append(("FNN_BUILD_FLAGS", '"' + " ".join(flags) + '"'))
                 ext.extra_compile_args += flags
                 ext.extra_link_args += link
         super().build_extensions()
@@ -33,7 +34,9 @@ debug = os.environ.get("FASTNN_DEBUG_BUILD") == "1"
 extensions = [
     Extension(
         "fastnn._kernels",
-        ["csrc/_kernels.pyx"],
+        ["csrc/_kernels.pyx", "csrc/fnn_dispatch.c", "csrc/fnn_isa_base.c",
+         "csrc/fnn_isa_avx2.c", "csrc/fnn_isa_avx512.c"],
+        depends=["csrc/fnn.h", "csrc/fnn_impl.h", "csrc/fnn_isa_common.h"],
         include_dirs=[np.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
     )

@@ -1,0 +1,114 @@
+/* fastnn C kernels: shared types and the dispatch API used by _kernels.pyx.
+ *
+ * The hot kernels live in fnn_impl.h, a template included once per (dtype, ISA) by
+ * fnn_isa_{base,avx2,avx512}.c. fnn_dispatch.c picks the best ISA variant at run time
+ * (__builtin_cpu_supports), so the default build is portable and still uses AVX2/AVX-512.
+ */
+#ifndef FNN_H
+#define FNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FNN_MAXL 64
+
+/* GCC on x86: extra AVX2 / AVX-512 builds of the kernels, picked at run time. */
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#define FNN_X86_MULTI 1
+#else
+#define FNN_X86_MULTI 0
+#endif
+
+enum { FNN_IDENTITY, FNN_SIGMOID, FNN_RELU, FNN_TANH, FNN_LEAKY, FNN_SOFTMAX };
+enum { FNN_MSE, FNN_CE, FNN_BCE };
+enum { FNN_SGD, FNN_MOMENTUM, FNN_NESTEROV, FNN_ADAM };
+enum { FNN_ACC_NONE, FNN_ACC_ARGMAX, FNN_ACC_BINARY };
+
+/* The network layout (copied from fastnn.network.Network). */
+typedef struct {
+    int L;                      /* number of layers */
+    int loss;
+    int n[FNN_MAXL + 1];        /* widths, n[0] = inputs */
+    int act[FNN_MAXL];
+    int64_t woff[FNN_MAXL];     /* offset of W_l (n[l] x n[l+1], row-major) in params */
+    int64_t boff[FNN_MAXL];     /* offset of b_l */
+    int64_t n_params;
+    int maxn;                   /* widest layer, inputs excluded */
+} fnn_net;
+
+/* Every buffer a step needs, allocated once (one aligned block). */
+typedef struct {
+    int B, T, elsize;           /* row capacity, thread capacity, sizeof(real) */
+    int ld[FNN_MAXL + 1];       /* padded row strides of a[l] and d[l] */
+    void *a[FNN_MAXL + 1];      /* activations (a[0]: gathered inputs for the gemm path) */
+    void *d[FNN_MAXL + 1];      /* deltas dL/dz of layer l's outputs, l >= 1 */
+    void *ones;                 /* B ones (bias gradients as a matrix-vector product) */
+    void *g0;                   /* n[0] x ldg0 layer-0 gradient rows, kept all-zero between steps */
+    int ldg0;                   /* row stride of g0: padded, and never a multiple of 256 bytes
+                                   (rows 4 KiB apart would alias in the store buffer) */
+    void *grad;                 /* n_params gradient (gemm path) */
+    void *tmp;                  /* T x maxld per-thread scratch rows */
+    int32_t *nzi;               /* B x nzld nonzero input indices per sample */
+    int32_t *nnz;               /* B counts */
+    int nzld;
+    int tmpld;                  /* row stride of tmp (>= every layer width) */
+    int32_t *touched;           /* n[0] + T + 1: layer-0 rows touched in this step (thread t's
+                                   list starts at r0 + t) */
+    uint32_t *stamp;            /* n[0]: step stamp of the last touch */
+    uint32_t epoch;
+    double *lossb;              /* B per-sample losses */
+    int64_t *corb;              /* B per-sample correct counts */
+    void *block;
+    size_t bytes;
+} fnn_ws;
+
+typedef struct {
+    int kind;
+    double lr, mom, b1, b2, eps, wd;
+    int64_t t;                  /* step counter BEFORE this call */
+    void *m, *v;
+} fnn_opt;
+
+typedef struct {
+    /* returns the loss sum; -1 in *status on a bad order index */
+    double (*train)(const fnn_net *, fnn_ws *, void *P, const fnn_opt *, const void *x,
+                    const void *y, int64_t N, const int64_t *order, int64_t n_order,
+                    int64_t start, int64_t nsteps, int64_t bs, int acc_mode, int nthreads,
+                    int64_t *correct, int *status);
+    void (*predict)(const fnn_net *, fnn_ws *, const void *P, const void *x, void *out,
+                    int64_t N, int nthreads);
+    double (*loss_grad)(const fnn_net *, fnn_ws *, const void *P, const void *x, const void *y,
+                        int64_t N, void *grad);
+    const char *isa;
+} fnn_kernels;
+
+typedef void (*fnn_sgemm_t)(char *, char *, int *, int *, int *, float *, float *, int *,
+                            float *, int *, float *, float *, int *);
+typedef void (*fnn_dgemm_t)(char *, char *, int *, int *, int *, double *, double *, int *,
+                            double *, int *, double *, double *, int *);
+
+/* Tunables (read by the kernels; set once at import, or by benchmarks). */
+typedef struct {
+    int narrow_max;     /* fused per-sample path when every layer has <= this many units */
+    int gemm_min;       /* gemm for a layer when min(n_in, n_out) >= this and B >= gemm_min_b */
+    int gemm_min_b;
+    int par_min_work;   /* use threads when B * (work per sample) >= this (in MACs) */
+    int sparse;         /* 1: skip zero inputs in layer 0 */
+    int colblock_kb;    /* sparse layer-0 passes work on column blocks of about this size */
+} fnn_tuning;
+
+extern fnn_sgemm_t fnn_sgemm;
+extern fnn_dgemm_t fnn_dgemm;
+extern fnn_tuning fnn_tune;
+
+const fnn_kernels *fnn_get_kernels(int is_f64);
+const char *fnn_isa_name(void);
+int fnn_select_isa(const char *name);   /* "auto", "base", "avx2", "avx512"; 0 on success */
+int fnn_have_openmp(void);
+int fnn_max_threads(void);
+int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int elsize);
+void fnn_ws_free(fnn_ws *ws);
+const char *fnn_compiler(void);
+const char *fnn_build_flags(void);
+
+#endif

@@ -1,0 +1,171 @@
+/* Run-time selection of the kernel build, workspace allocation, BLAS pointers, tunables. */
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "fnn.h"
+
+fnn_sgemm_t fnn_sgemm = NULL;
+fnn_dgemm_t fnn_dgemm = NULL;
+fnn_tuning fnn_tune = {
+    64,     /* narrow_max */
+    32,     /* gemm_min */
+    8,      /* gemm_min_b */
+    50000000, /* par_min_work: MACs per training step before the fused path uses threads (predict:
+                 20x this per call). Measured on a shared 2-core VM: below this the per-step
+                 barriers lose to one thread, badly when the machine is oversubscribed. */
+    1,      /* sparse */
+    192,    /* colblock_kb */
+};
+
+extern const fnn_kernels kernels_f32_base, kernels_f64_base;
+#if FNN_X86_MULTI
+extern const fnn_kernels kernels_f32_avx2, kernels_f64_avx2;
+extern const fnn_kernels kernels_f32_avx512, kernels_f64_avx512;
+#endif
+
+static const fnn_kernels *cur32 = NULL, *cur64 = NULL;
+
+static int cpu_has(const char *isa)
+{
+#if FNN_X86_MULTI
+    __builtin_cpu_init();
+    if (!strcmp(isa, "avx512"))
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
+    if (!strcmp(isa, "avx2"))
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("bmi2");
+#endif
+    return !strcmp(isa, "base");
+}
+
+int fnn_select_isa(const char *name)
+{
+    if (!name || !strcmp(name, "auto") || !name[0]) {
+#if FNN_X86_MULTI
+        if (cpu_has("avx512")) return fnn_select_isa("avx512");
+        if (cpu_has("avx2")) return fnn_select_isa("avx2");
+#endif
+        return fnn_select_isa("base");
+    }
+    if (!cpu_has(name)) return -1;
+#if FNN_X86_MULTI
+    if (!strcmp(name, "avx512")) { cur32 = &kernels_f32_avx512; cur64 = &kernels_f64_avx512; return 0; }
+    if (!strcmp(name, "avx2")) { cur32 = &kernels_f32_avx2; cur64 = &kernels_f64_avx2; return 0; }
+#endif
+    if (!strcmp(name, "base")) { cur32 = &kernels_f32_base; cur64 = &kernels_f64_base; return 0; }
+    return -1;
+}
+
+const fnn_kernels *fnn_get_kernels(int is_f64)
+{
+    if (!cur32) fnn_select_isa("auto");
+    return is_f64 ? cur64 : cur32;
+}
+
+const char *fnn_isa_name(void) { return fnn_get_kernels(0)->isa; }
+
+int fnn_have_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int fnn_max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
+#ifndef FNN_BUILD_FLAGS
+#define FNN_BUILD_FLAGS ""
+#endif
+const char *fnn_build_flags(void) { return FNN_BUILD_FLAGS; }
+
+const char *fnn_compiler(void)
+{
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#else
+    return "unknown";
+#endif
+}
+
+static size_t pad64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
+{
+    memset(ws, 0, sizeof(*ws));
+    if (B < 1 || T < 1 || net->L < 1 || net->L > FNN_MAXL) return -1;
+    const int L = net->L, per = 64 / es;   /* pad rows to 64 bytes */
+    ws->B = B;
+    ws->T = T;
+    ws->elsize = es;
+    int maxld = 0;
+    for (int l = 0; l <= L; l++) {
+        ws->ld[l] = (net->n[l] + per - 1) / per * per;
+        if (ws->ld[l] > maxld) maxld = ws->ld[l];
+    }
+    ws->tmpld = maxld;
+    ws->nzld = (net->n[0] + 16 + 15) / 16 * 16;
+    const int n0 = net->n[0];
+    /* sizes */
+    size_t off = 0, o_a[FNN_MAXL + 1], o_d[FNN_MAXL + 1];
+    for (int l = 0; l <= L; l++) {
+        o_a[l] = off;
+        off += pad64((size_t)B * ws->ld[l] * es);
+    }
+    for (int l = 1; l <= L; l++) {
+        o_d[l] = off;
+        off += pad64((size_t)B * ws->ld[l] * es);
+    }
+    size_t o_ones = off; off += pad64((size_t)B * es);
+    ws->ldg0 = ws->ld[1];
+    if ((ws->ldg0 * es) % 256 == 0) ws->ldg0 += per;
+    size_t o_g0 = off; off += pad64((size_t)n0 * ws->ldg0 * es);
+    size_t o_grad = off; off += pad64((size_t)net->n_params * es);
+    size_t o_tmp = off; off += pad64((size_t)T * maxld * es);
+    size_t o_nzi = off; off += pad64((size_t)B * ws->nzld * sizeof(int32_t));
+    size_t o_nnz = off; off += pad64((size_t)B * sizeof(int32_t));
+    size_t o_touched = off; off += pad64((size_t)(n0 + T + 1) * sizeof(int32_t));
+    size_t o_stamp = off; off += pad64((size_t)n0 * sizeof(uint32_t));
+    size_t o_loss = off; off += pad64((size_t)B * sizeof(double));
+    size_t o_cor = off; off += pad64((size_t)B * sizeof(int64_t));
+    char *blk = NULL;
+    if (posix_memalign((void **)&blk, 64, off ? off : 64)) return -2;
+    memset(blk, 0, off);
+    ws->block = blk;
+    ws->bytes = off;
+    for (int l = 0; l <= L; l++) ws->a[l] = blk + o_a[l];
+    for (int l = 1; l <= L; l++) ws->d[l] = blk + o_d[l];
+    ws->ones = blk + o_ones;
+    if (es == 4) { for (int b = 0; b < B; b++) ((float *)ws->ones)[b] = 1.0f; }
+    else { for (int b = 0; b < B; b++) ((double *)ws->ones)[b] = 1.0; }
+    ws->g0 = blk + o_g0;
+    ws->grad = blk + o_grad;
+    ws->tmp = blk + o_tmp;
+    ws->nzi = (int32_t *)(blk + o_nzi);
+    ws->nnz = (int32_t *)(blk + o_nnz);
+    ws->touched = (int32_t *)(blk + o_touched);
+    ws->stamp = (uint32_t *)(blk + o_stamp);
+    ws->lossb = (double *)(blk + o_loss);
+    ws->corb = (int64_t *)(blk + o_cor);
+    return 0;
+}
+
+void fnn_ws_free(fnn_ws *ws)
+{
+    free(ws->block);
+    ws->block = NULL;
+}

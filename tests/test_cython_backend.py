@@ -1,0 +1,200 @@
+"""Cython-specific checks: every SIMD build, thread-count determinism, input validation."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import fastnn as fn
+from fastnn.threads import threads
+
+kernels = pytest.importorskip("fastnn._kernels")
+cb = pytest.importorskip("fastnn.backends.cython_backend")
+
+from .test_backends import ACTIVATIONS, HEADS, OPTIMIZERS, TOL, build, make_data  # noqa: E402
+
+
+def close(a, b, dtype, what):
+    if b.size == 0:
+        assert a.size == 0, what
+        return
+    scale = max(np.abs(b).max(), 1.0)
+    err = np.abs(a.astype(np.float64) - b.astype(np.float64)).max() / scale
+    assert err <= TOL[dtype], f"{what}: max error {err:.3g} > {TOL[dtype]}"
+
+
+def available_isas():
+    out = []
+    for name in ("base", "avx2", "avx512"):
+        try:
+            kernels.select_isa(name)
+            out.append(name)
+        except ValueError:
+            pass
+    kernels.select_isa("auto")
+    return out
+
+
+ISAS = available_isas()
+
+
+@pytest.fixture
+def isa(request):
+    kernels.select_isa(request.param)
+    yield request.param
+    kernels.select_isa("auto")
+
+
+def fit_pair(sizes, hidden, out, loss, opt_name, dtype, n, batch, epochs, seed=0):
+    x, y = make_data(n, sizes[0], sizes[-1], loss, seed)
+    res = []
+    for be in ("numpy", "cython"):
+        m = build(sizes, hidden, out, loss, OPTIMIZERS[opt_name](), dtype, be)
+        h = m.fit(x, y, epochs=epochs, batch_size=batch, seed=seed + 1, verbose=0)
+        res.append((m, h))
+    return x, res
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("hidden", ACTIVATIONS)
+@pytest.mark.parametrize("head", HEADS, ids=lambda h: f"{h[0]}-{h[1]}")
+@pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
+def test_fifty_steps_all_state(dtype, hidden, head, opt_name):
+    """test_backends' fifty-step test, comparing the (possibly empty) optimiser state too."""
+    loss, out, n_out = head
+    x, ((ref, href), (mod, hmod)) = fit_pair((12, 9, 7, n_out), hidden, out, loss, opt_name,
+                                             dtype, 103, 10, 5)
+    assert ref.optimizer.t == mod.optimizer.t == 55
+    close(mod.params, ref.params, dtype, "parameters")
+    close(mod.optimizer.m, ref.optimizer.m, dtype, "m")
+    close(mod.optimizer.v, ref.optimizer.v, dtype, "v")
+    np.testing.assert_allclose(hmod["loss"], href["loss"], rtol=TOL[dtype] * 10)
+    assert hmod["accuracy"] == href["accuracy"] or dtype == "float32"
+    close(mod.predict(x), ref.predict(x), dtype, "predictions")
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("sizes,batch,opt", [((784, 16, 16, 10), 1, "sgd"),
+                                             ((784, 16, 16, 10), 10, "sgd"),
+                                             ((50, 30, 10), 7, "adam_wd"),
+                                             ((64, 130, 33, 10), 64, "momentum"),
+                                             ((40, 200, 10), 32, "nesterov")])
+def test_every_simd_build_matches_numpy(isa, dtype, sizes, batch, opt):
+    x, ((ref, _), (mod, _)) = fit_pair(sizes, "relu", "softmax", "cross_entropy", opt, dtype,
+                                       min(20 * batch, 400), batch, 1)
+    close(mod.params, ref.params, dtype, f"parameters ({isa})")
+    close(mod.predict(x), ref.predict(x), dtype, f"predictions ({isa})")
+    close(mod.predict(x[3]), ref.predict(x[3]), dtype, f"one row ({isa})")
+
+
+@pytest.mark.parametrize("sizes,batch,opt", [((784, 16, 16, 10), 10, "sgd"),
+                                             ((784, 16, 16, 10), 32, "momentum"),
+                                             ((100, 30, 10), 64, "adam_wd")])
+def test_thread_count_is_bit_reproducible(sizes, batch, opt):
+    """The fused path partitions parameters, not samples: 1 and 2 threads agree exactly."""
+    x, y = make_data(600, sizes[0], sizes[-1], "cross_entropy")
+    params = []
+    for n in (1, 2, 1):
+        m = build(sizes, "sigmoid", "softmax", "cross_entropy", OPTIMIZERS[opt](), "float32",
+                  "cython")
+        old = kernels.get_tuning()
+        kernels.set_tuning(par_min_work=0)
+        try:
+            with threads(n):
+                m.fit(x, y, epochs=1, batch_size=batch, seed=3, verbose=0)
+        finally:
+            kernels.set_tuning(**old)
+        params.append(m.params.copy())
+    assert np.array_equal(params[0], params[2])
+    assert np.array_equal(params[0], params[1])
+
+
+def test_predict_chunks_and_threads():
+    x, _ = make_data(2500, 30, 10, "cross_entropy")
+    for sizes in ((30, 20, 10), (30, 300, 10)):
+        ref = build(sizes, "tanh", "softmax", "cross_entropy", "sgd", "float64", "numpy")
+        mod = build(sizes, "tanh", "softmax", "cross_entropy", "sgd", "float64", "cython")
+        old = kernels.get_tuning()
+        kernels.set_tuning(par_min_work=0)   # force the threaded paths
+        try:
+            for n in (1, 2):
+                with threads(n):
+                    close(mod.predict(x), ref.predict(x), "float64", f"predict {sizes} {n} thr")
+        finally:
+            kernels.set_tuning(**old)
+
+
+def test_concurrent_predict_threads_agree():
+    x, _ = make_data(300, 784, 10, "cross_entropy")
+    m = build((784, 16, 16, 10), "sigmoid", "softmax", "cross_entropy", "sgd", "float32",
+              "cython")
+    want = m.predict(x)
+    bad = []
+
+    def work():
+        for i in range(200):
+            if not np.array_equal(m.predict(x[i % 300]), want[i % 300]):
+                bad.append(i)
+
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not bad
+
+
+def _setup(dtype="float32"):
+    m = build((20, 8, 3), "relu", "softmax", "cross_entropy", fn.SGD(0.1), dtype, "cython")
+    x = np.random.default_rng(0).uniform(size=(10, 20)).astype(dtype)
+    y = np.eye(3, dtype=dtype)[np.arange(10) % 3]
+    ws = cb.workspace(m.net, 5)
+    return m, x, y, ws
+
+
+def test_validation_rejects_bad_arrays():
+    m, x, y, ws = _setup()
+    out = np.empty((10, 3), np.float32)
+    order = np.arange(10, dtype=np.int64)
+    with pytest.raises(TypeError):
+        cb.predict(m.net, x.astype(np.float64), out, ws)
+    with pytest.raises(ValueError):
+        cb.predict(m.net, x[:, :19].copy(), out, ws)
+    with pytest.raises(ValueError):
+        cb.predict(m.net, np.asfortranarray(x), out, ws)
+    with pytest.raises(ValueError):
+        cb.predict(m.net, x, out[:5], ws)
+    with pytest.raises(TypeError):
+        cb.predict(m.net, x.tolist(), out, ws)
+    with pytest.raises(TypeError):
+        cb.train_steps(m.net, m.optimizer, x, y, order.astype(np.int32), 0, 2, 5, ws, 1)
+    with pytest.raises(IndexError):
+        cb.train_steps(m.net, m.optimizer, x, y, order + 5, 0, 2, 5, ws, 1)
+    with pytest.raises(ValueError):   # runs past the order
+        cb.train_steps(m.net, m.optimizer, x, y, order, 0, 3, 5, ws, 1)
+    with pytest.raises(ValueError):   # batch larger than the workspace
+        cb.train_steps(m.net, m.optimizer, x, y, order, 0, 1, 6, ws, 1)
+    with pytest.raises(ValueError):
+        cb.train_steps(m.net, m.optimizer, x, y[:, :2].copy(), order, 0, 1, 5, ws, 1)
+    other = build((20, 9, 3), "relu", "softmax", "cross_entropy", "sgd", "float32", "cython")
+    with pytest.raises(ValueError):
+        cb.predict(other.net, x, out, ws)
+    assert m.optimizer.t == 0
+
+
+def test_train_steps_contract():
+    m, x, y, ws = _setup("float64")
+    order = np.arange(10, dtype=np.int64)
+    loss, correct = cb.train_steps(m.net, m.optimizer, x, y, order, 0, 2, 5, ws, 1)
+    assert isinstance(loss, float) and isinstance(correct, int)
+    assert m.optimizer.t == 2
+    assert cb.train_steps(m.net, m.optimizer, x, y, order, 0, 0, 5, ws, 1) == (0.0, 0)
+
+
+def test_build_info_and_warmup():
+    info = cb.build_info()
+    for key in ("cflags", "openmp", "simd", "blas", "compiler"):
+        assert key in info
+    assert "-march=native" not in info["cflags"] or "FASTNN_NATIVE"
+    assert cb.warmup() >= 0.0
