@@ -11,7 +11,7 @@ vectors the machine has. Wide layers go through BLAS (scipy.linalg.cython_blas s
 """
 
 cimport numpy as cnp
-from libc.stdint cimport int64_t, int32_t, uint32_t
+from libc.stdint cimport int64_t, int32_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm
@@ -303,6 +303,56 @@ def predict(net, x, out, Workspace ws):
                 _predict_c(<float *>NULL, &ws.desc, &ws.ws, pp, xp, op, N, nth)
     finally:
         ws.busy = 0
+
+
+cdef inline bint _finite32(const uint32_t *b, Py_ssize_t n) noexcept nogil:
+    """All values finite? (integer exponent test: vectorises, no FP reduction order issues)"""
+    cdef uint32_t bad = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        bad |= (b[i] & 0x7f800000u) == 0x7f800000u
+    return bad == 0
+
+
+cdef inline bint _finite64(const uint64_t *b, Py_ssize_t n) noexcept nogil:
+    cdef uint64_t bad = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        bad |= (b[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u
+    return bad == 0
+
+
+def predict_one(net, x, out, Workspace ws):
+    """out (n_out,) = network(x (n_in,)); returns False (out untouched) if x has NaN/inf.
+
+    The single-sample fast path: the finiteness scan costs ~50 ns here, ~1.5 us via numpy.
+    """
+    cdef int typenum = _F64 if ws.is_f64 else _F32
+    cdef const void *xp
+    cdef void *op
+    cdef void *pp
+    cdef bint ok
+    _check_net(ws, net)
+    pp = _arr(net.params, "params", typenum, ws.desc.n_params, -1)
+    xp = _arr(x, "x", typenum, ws.desc.n[0], -1)
+    op = _arr(out, "out", typenum, ws.desc.n[ws.desc.L], -1)
+    _writable(out, "out")
+    if ws.busy:
+        raise RuntimeError("fastnn: a workspace cannot be used by two threads at once")
+    ws.busy = 1
+    try:
+        with nogil:
+            if ws.is_f64:
+                ok = _finite64(<const uint64_t *>xp, ws.desc.n[0])
+                if ok:
+                    _predict_c(<double *>NULL, &ws.desc, &ws.ws, pp, xp, op, 1, 1)
+            else:
+                ok = _finite32(<const uint32_t *>xp, ws.desc.n[0])
+                if ok:
+                    _predict_c(<float *>NULL, &ws.desc, &ws.ws, pp, xp, op, 1, 1)
+    finally:
+        ws.busy = 0
+    return ok
 
 
 def train_steps(net, opt, x, y, order, Py_ssize_t start, Py_ssize_t nsteps,

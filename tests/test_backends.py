@@ -152,3 +152,18 @@ def test_loss_grad_matches_numpy(backend, dtype):
     l_mod = mod.backend.loss_grad(mod.net, xs, yd, g_mod)
     assert abs(l_ref - l_mod) <= TOL[dtype] * max(1, abs(l_ref))
     assert_close(g_mod, g_ref, dtype, "gradient")
+
+
+@pytest.mark.parametrize("backend", ["numpy", *COMPILED])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_predict_one_fast_path_and_its_nan_check(backend, dtype):
+    x, _ = make_data(4, 50, 10, "cross_entropy")
+    m = build((50, 40, 20, 10), "tanh", "softmax", "cross_entropy", "sgd", dtype, backend)
+    row = np.ascontiguousarray(x[1], dtype=dtype)
+    out = m.predict(row)
+    assert out.shape == (10,) and out.dtype == np.dtype(dtype)
+    assert_close(out, m.predict(x)[1], dtype, "single-sample prediction")
+    for bad in (np.nan, np.inf, -np.inf):
+        row[7] = bad
+        with pytest.raises(ValueError, match="x: contains NaN or inf"):
+            m.predict(row)

@@ -431,6 +431,17 @@ def predict_serial(params, sizes, acts, offsets, x, out, A, aoff, nzi, nzc, sc):
             out[r, j] = A[ao + j]
 
 
+@jit()
+def predict_one(params, sizes, acts, offsets, x, out, A, aoff, nzi, nzc, sc):
+    """out = network(x) for one 1-D sample; returns False (out untouched) if x has NaN/inf."""
+    for i in range(x.shape[0]):
+        if not np.isfinite(x[i]):
+            return False
+    predict_serial(params, sizes, acts, offsets, x.reshape((1, x.shape[0])),
+                   out.reshape((1, out.shape[0])), A, aoff, nzi, nzc, sc)
+    return True
+
+
 # ---------------------------------------------------------------- batched path (wide layers)
 # Layers l >= 1 use BLAS gemm (np.dot on contiguous 2-D views); the input layer stays sparse:
 # its forward pass is per sample, its gradient per input feature from a per-step column index

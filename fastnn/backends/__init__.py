@@ -11,7 +11,7 @@ import importlib
 import warnings
 
 NAMES = ("numpy", "numba", "cython")
-REQUIRED = ("workspace", "predict", "loss_grad", "train_steps")
+REQUIRED = ("workspace", "predict", "predict_one", "loss_grad", "train_steps")
 # "auto" takes the first of these that loads; see README "Backends" for the measurements.
 AUTO_ORDER = ("cython", "numba", "numpy")
 

@@ -21,6 +21,7 @@ name = "cython"
 # The contract functions are the extension's own def functions: no Python layer per call.
 workspace = _kernels.workspace
 predict = _kernels.predict
+predict_one = _kernels.predict_one
 train_steps = _kernels.train_steps
 loss_grad = _kernels.loss_grad
 Workspace = _kernels.Workspace
@@ -47,6 +48,7 @@ def warmup(dtypes=("float32", "float64")):
             out = np.empty_like(y)
             predict(net, x, out, ws)
             predict(net, x[:1], out[:1], ws)
+            predict_one(net, x[0], out[0], ws)
             loss_grad(net, x, y, np.empty_like(net.params))
 
             class _Opt:

@@ -106,6 +106,12 @@ def predict(net, x, out, ws):
                      ws.nzi, ws.nzc, ws.sc)
 
 
+def predict_one(net, x, out, ws):
+    """Single-sample fast path: out (n_out,) = network(x (n_in,)); False if x has NaN/inf."""
+    return K.predict_one(net.params, net.sizes, net.acts, net.offsets, x, out, ws.A, ws.aoff,
+                         ws.nzi, ws.nzc, ws.sc)
+
+
 def loss_grad(net, x, y, grad, ws=None):
     n = len(x)
     if ws is None or ws.batch_size < n:

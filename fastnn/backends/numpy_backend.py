@@ -100,6 +100,14 @@ def predict(net, x, out, ws):
         out[lo:hi] = forward(net, x[lo:hi], ws.a)
 
 
+def predict_one(net, x, out, ws):
+    """One sample: out (n_out,) = network(x (n_in,)); returns False if x has NaN/inf."""
+    if not np.isfinite(x).all():
+        return False
+    out[:] = forward(net, x[None], ws.a)[0]
+    return True
+
+
 def loss_grad(net, x, y, grad, ws=None):
     """Mean loss over all of x (one batch) and its gradient into ``grad``."""
     a = Workspace(net, len(x)).a
