@@ -17,7 +17,7 @@ from .io import ModelFileError, load
 from .layers import Dense
 from .model import DivergenceError, Evaluation, History, Sequential
 from .optimizers import SGD, Adam, CosineDecay, StepDecay
-from .threads import get_num_threads, set_num_threads, threads
+from .threads import get_num_threads, num_threads, set_num_threads
 
 
 def warmup(dtypes=("float32", "float64"), backends=None):
@@ -40,5 +40,5 @@ __all__ = [
     "Evaluation", "History", "LambdaCallback", "ModelCheckpoint", "ModelFileError", "SGD",
     "Sequential", "StepDecay", "__version__", "available_backends", "backend_status",
     "datasets", "get_backend", "get_num_threads", "gradcheck", "load", "set_num_threads",
-    "threads", "warmup",
+    "num_threads", "warmup",
 ]

@@ -2,7 +2,8 @@
 
 Backends read ``get_num_threads()`` at each native call. ``set_num_threads(n)`` also limits the
 BLAS and OpenMP pools (threadpoolctl) to ``n``; the ``threads(n)`` context manager restores all
-of them on exit. Default: FASTNN_NUM_THREADS, else the CPUs this process may use.
+of them on exit (exported as ``fastnn.num_threads(n)``; the module keeps the name ``threads``).
+Default: FASTNN_NUM_THREADS, else the CPUs this process may use.
 """
 
 from __future__ import annotations
@@ -51,3 +52,6 @@ def threads(n: int):
             yield
     finally:
         _num_threads = previous
+
+
+num_threads = threads

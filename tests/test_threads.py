@@ -1,0 +1,55 @@
+"""Thread control: fastnn's own count and the BLAS/OpenMP pools, capped together."""
+
+import subprocess
+import sys
+
+import pytest
+
+import fastnn
+import fastnn.threads as fth
+
+
+def test_module_and_api_names_do_not_shadow_each_other():
+    import importlib
+    assert importlib.import_module("fastnn.threads") is fth
+    assert callable(fastnn.num_threads) and callable(fth.threads)
+    assert fastnn.get_num_threads is fth.get_num_threads
+
+
+def test_context_manager_caps_and_restores_fastnn_and_blas():
+    from threadpoolctl import threadpool_info
+
+    before = fastnn.get_num_threads()
+    with fastnn.num_threads(1):
+        assert fastnn.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    assert fastnn.get_num_threads() == before
+
+
+def test_bad_thread_counts():
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises(ValueError, match="expected an integer >= 1"):
+            fastnn.set_num_threads(bad)
+
+
+def test_env_default_and_cli_threads_option():
+    code = "import fastnn; print(fastnn.get_num_threads())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"FASTNN_NUM_THREADS": "1", "PATH": ""}, timeout=60)
+    assert out.stdout.strip() == "1", out.stderr
+    from fastnn.cli import main
+    assert main(["info"]) == 0
+
+
+def test_import_next_to_torch_raises_no_openmp_error():
+    torch = pytest.importorskip("torch")
+    code = ("import torch, fastnn, numpy as np\n"
+            "m = fastnn.Sequential([fastnn.Dense(64, 'relu'), fastnn.Dense(3, 'softmax')], "
+            "input_size=20, seed=0)\n"
+            "x = np.random.default_rng(0).uniform(size=(512, 20)); y = np.arange(512) % 3\n"
+            "m.fit(x, y, epochs=2, batch_size=64, verbose=0)\n"
+            "torch.randn(64, 64) @ torch.randn(64, 64)\nprint('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+    assert "OMP: Error" not in r.stderr
+    del torch
