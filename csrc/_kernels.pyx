@@ -74,6 +74,12 @@ cdef extern from "fnn.h" nogil:
         int par_min_work
         int sparse
         int colblock_kb
+        int par_min_work_batch
+        int own_gemm
+
+    ctypedef void (*fnn_blas_set_t)(int) noexcept nogil
+    ctypedef int (*fnn_blas_get_t)() noexcept nogil
+    int fnn_blas_register(fnn_blas_set_t set, fnn_blas_get_t get)
 
     fnn_sgemm_t fnn_sgemm
     fnn_dgemm_t fnn_dgemm
@@ -94,6 +100,43 @@ BUILD_CFLAGS = fnn_build_flags().decode()
 
 fnn_sgemm = <fnn_sgemm_t>sgemm
 fnn_dgemm = <fnn_dgemm_t>dgemm
+
+
+
+def _register_blas():
+    """Hand the set/get_num_threads of scipy's OpenBLAS to the kernels (see fnn.h); returns the
+    registered library paths. Other BLAS (MKL, BLIS, ...) are left alone."""
+    import ctypes
+    import os
+    import scipy
+    try:
+        from threadpoolctl import ThreadpoolController
+        libs = [c for c in ThreadpoolController().lib_controllers
+                if c.internal_api == "openblas"]
+    except Exception:  # noqa: BLE001 - optional: without it BLAS keeps its own threads
+        return []
+    sdir = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
+    mine = [c for c in libs if os.path.abspath(c.filepath).startswith(
+        os.path.join(sdir, "scipy"))]
+    done = []
+    for c in mine or libs:
+        for pre, suf in (("scipy_openblas", ""), ("scipy_openblas", "64_"), ("openblas", ""),
+                         ("openblas", "64_")):
+            try:
+                fs = getattr(c.dynlib, f"{pre}_set_num_threads{suf}")
+                fg = getattr(c.dynlib, f"{pre}_get_num_threads{suf}")
+            except AttributeError:
+                continue
+            a_set = ctypes.cast(fs, ctypes.c_void_p).value
+            a_get = ctypes.cast(fg, ctypes.c_void_p).value
+            if a_set and a_get and fnn_blas_register(<fnn_blas_set_t><size_t>a_set,
+                                                     <fnn_blas_get_t><size_t>a_get) == 0:
+                done.append(c.filepath)
+            break
+    return done
+
+
+BLAS_CONTROLLED = _register_blas()
 
 cdef int _MAX_THREADS = max(1, min(64, fnn_max_threads()))
 
@@ -486,4 +529,6 @@ def set_tuning(**kw):
     fnn_tune.par_min_work = cur["par_min_work"]
     fnn_tune.sparse = cur["sparse"]
     fnn_tune.colblock_kb = cur["colblock_kb"]
+    fnn_tune.par_min_work_batch = cur["par_min_work_batch"]
+    fnn_tune.own_gemm = cur["own_gemm"]
     return dict(fnn_tune)

@@ -52,8 +52,10 @@ typedef struct {
     int32_t *nnz;               /* B counts */
     int nzld;
     int tmpld;                  /* row stride of tmp (>= every layer width) */
-    int32_t *touched;           /* n[0] + T + 1: layer-0 rows touched in this step (thread t's
-                                   list starts at r0 + t) */
+    int32_t *cscb;              /* B x nzld: batch nonzeros regrouped by input row (sample) */
+    void *cscx;                 /* B x nzld: their values */
+    int32_t *touched;           /* n[0] + T + 17: layer-0 rows touched in a step (narrow path;
+                                   thread t's list starts at r0 + t), row starts (batch path) */
     uint32_t *stamp;            /* n[0]: step stamp of the last touch */
     uint32_t epoch;
     double *lossb;              /* B per-sample losses */
@@ -95,11 +97,37 @@ typedef struct {
     int par_min_work;   /* use threads when B * (work per sample) >= this (in MACs) */
     int sparse;         /* 1: skip zero inputs in layer 0 */
     int colblock_kb;    /* sparse layer-0 passes work on column blocks of about this size */
+    int par_min_work_batch;  /* the same for the batched (gemm) path */
+    int own_gemm;       /* 1: float32 gemm with n % 32 == 0 uses our AVX-512 kernel (AVX-512 build) */
 } fnn_tuning;
+
+/* BLAS thread control (OpenBLAS set/get_num_threads of each loaded OpenBLAS, registered from
+ * Python at import). The batched path holds BLAS at one thread while it runs: it splits the
+ * batch over its own threads, and an idle OpenBLAS worker busy-waits on a core we need. */
+#define FNN_MAXBLAS 4
+typedef void (*fnn_blas_set_t)(int);
+typedef int (*fnn_blas_get_t)(void);
+int fnn_blas_register(fnn_blas_set_t set, fnn_blas_get_t get);
+void fnn_blas_hold1(int *saved);
+void fnn_blas_restore(const int *saved);
 
 extern fnn_sgemm_t fnn_sgemm;
 extern fnn_dgemm_t fnn_dgemm;
 extern fnn_tuning fnn_tune;
+
+/* A team of threads working through fixed lists of work items (the batched path): a barrier
+ * that spins briefly then yields the CPU (on an oversubscribed machine a spinning waiter would
+ * keep its partner off the core), and per-phase work counters the barrier rewinds. */
+typedef struct {
+    int T;
+    int count, gen;      /* barrier state (atomics) */
+    int next[2];         /* next work item of each phase (atomics) */
+} fnn_team;
+void fnn_team_barrier(fnn_team *tm, int rewind);   /* the last arriver zeroes next[rewind] */
+static inline int fnn_team_next(fnn_team *tm, int phase)
+{
+    return __atomic_fetch_add(&tm->next[phase], 1, __ATOMIC_RELAXED);
+}
 
 const fnn_kernels *fnn_get_kernels(int is_f64);
 const char *fnn_isa_name(void);

@@ -4,7 +4,14 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include <sched.h>
 #include "fnn.h"
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FNN_PAUSE() _mm_pause()
+#else
+#define FNN_PAUSE() ((void)0)
+#endif
 
 fnn_sgemm_t fnn_sgemm = NULL;
 fnn_dgemm_t fnn_dgemm = NULL;
@@ -16,8 +23,65 @@ fnn_tuning fnn_tune = {
                  20x this per call). Measured on a shared 2-core VM: below this the per-step
                  barriers lose to one thread, badly when the machine is oversubscribed. */
     1,      /* sparse */
-    192,    /* colblock_kb */
+    400,    /* colblock_kb: 128 columns of a 784-row float32 layer-0 block (L2 = 1 MB here) */
+    20000000, /* par_min_work_batch: MACs per step before the batched path cuts each step in
+                 fixed pieces that threads share (wide-512 b256: 171M, 2 threads up to 1.8x on
+                 a quiet machine; mlp-128 b64: 7M, pieces cost 20% on one thread and 2 threads
+                 lost to 1 on the shared VM) */
+    1,      /* own_gemm */
 };
+
+void fnn_team_barrier(fnn_team *tm, int rewind)
+{
+    const int g = __atomic_load_n(&tm->gen, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&tm->count, 1, __ATOMIC_ACQ_REL) == tm->T) {
+        tm->count = 0;
+        if (rewind >= 0) __atomic_store_n(&tm->next[rewind], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&tm->gen, g + 1, __ATOMIC_RELEASE);
+        return;
+    }
+    /* ~20-50 us of spinning covers an ordinary imbalance on a quiet machine; then yield */
+    for (int i = 0; __atomic_load_n(&tm->gen, __ATOMIC_ACQUIRE) == g; i++) {
+        if (i < 1000) FNN_PAUSE();
+        else sched_yield();
+    }
+}
+
+static fnn_blas_set_t blas_set[FNN_MAXBLAS];
+static fnn_blas_get_t blas_get[FNN_MAXBLAS];
+static int n_blas = 0;
+
+int fnn_blas_register(fnn_blas_set_t set, fnn_blas_get_t get)
+{
+    if (!set || !get || n_blas >= FNN_MAXBLAS) return -1;
+    for (int i = 0; i < n_blas; i++)
+        if (blas_set[i] == set) return 0;
+    blas_set[n_blas] = set;
+    blas_get[n_blas] = get;
+    n_blas++;
+    return 0;
+}
+
+/* Set every registered BLAS to one thread; saved[i] = its previous count (0: untouched). Not
+ * reentrant across Python threads by design: concurrent callers can only leave it at 1 or at
+ * the count a caller saw, both valid settings. */
+void fnn_blas_hold1(int *saved)
+{
+    for (int i = 0; i < FNN_MAXBLAS; i++) saved[i] = 0;
+    for (int i = 0; i < n_blas; i++) {
+        const int cur = blas_get[i]();
+        if (cur != 1) {
+            saved[i] = cur;
+            blas_set[i](1);
+        }
+    }
+}
+
+void fnn_blas_restore(const int *saved)
+{
+    for (int i = 0; i < n_blas; i++)
+        if (saved[i] > 1) blas_set[i](saved[i]);
+}
 
 extern const fnn_kernels kernels_f32_base, kernels_f64_base;
 #if FNN_X86_MULTI
@@ -137,8 +201,10 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     size_t o_grad = off; off += pad64((size_t)net->n_params * es);
     size_t o_tmp = off; off += pad64((size_t)T * maxld * es);
     size_t o_nzi = off; off += pad64((size_t)B * ws->nzld * sizeof(int32_t));
+    size_t o_cscb = off; off += pad64((size_t)B * ws->nzld * sizeof(int32_t));
+    size_t o_cscx = off; off += pad64((size_t)B * ws->nzld * es);
     size_t o_nnz = off; off += pad64((size_t)B * sizeof(int32_t));
-    size_t o_touched = off; off += pad64((size_t)(n0 + T + 1) * sizeof(int32_t));
+    size_t o_touched = off; off += pad64((size_t)(n0 + T + 1 + 16) * sizeof(int32_t));
     size_t o_stamp = off; off += pad64((size_t)n0 * sizeof(uint32_t));
     size_t o_loss = off; off += pad64((size_t)B * sizeof(double));
     size_t o_cor = off; off += pad64((size_t)B * sizeof(int64_t));
@@ -157,6 +223,8 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     ws->tmp = blk + o_tmp;
     ws->nzi = (int32_t *)(blk + o_nzi);
     ws->nnz = (int32_t *)(blk + o_nnz);
+    ws->cscb = (int32_t *)(blk + o_cscb);
+    ws->cscx = blk + o_cscx;
     ws->touched = (int32_t *)(blk + o_touched);
     ws->stamp = (uint32_t *)(blk + o_stamp);
     ws->lossb = (double *)(blk + o_loss);

@@ -138,7 +138,32 @@ static inline V F(vsqrt)(V v)
  * accumulators so FMA latency does not serialise it). The last vector of a row is masked.
  */
 #define FNN_MV_BODY(ROW, COEF)                                                                  \
-    for (int j = 0; j < n; j += 4 * VW) {                                                       \
+    int j = 0;                                                                                  \
+    for (; n - j >= 8 * VW; j += 8 * VW) {   /* 8 vectors: half the index work, 8 chains */     \
+        const REAL *Mj = M + j;                                                                 \
+        V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};       \
+        for (int k = 0; k < cnt; k++) {                                                         \
+            const REAL *w = Mj + (int64_t)(ROW(k)) * ldm;                                       \
+            const REAL cq_ = COEF(k);                                                           \
+            a0 += cq_ * F(ld)(w);                                                               \
+            a1 += cq_ * F(ld)(w + VW);                                                          \
+            a2 += cq_ * F(ld)(w + 2 * VW);                                                      \
+            a3 += cq_ * F(ld)(w + 3 * VW);                                                      \
+            a4 += cq_ * F(ld)(w + 4 * VW);                                                      \
+            a5 += cq_ * F(ld)(w + 5 * VW);                                                      \
+            a6 += cq_ * F(ld)(w + 6 * VW);                                                      \
+            a7 += cq_ * F(ld)(w + 7 * VW);                                                      \
+        }                                                                                       \
+        F(st)(z + j, a0);                                                                       \
+        F(st)(z + j + VW, a1);                                                                  \
+        F(st)(z + j + 2 * VW, a2);                                                              \
+        F(st)(z + j + 3 * VW, a3);                                                              \
+        F(st)(z + j + 4 * VW, a4);                                                              \
+        F(st)(z + j + 5 * VW, a5);                                                              \
+        F(st)(z + j + 6 * VW, a6);                                                              \
+        F(st)(z + j + 7 * VW, a7);                                                              \
+    }                                                                                           \
+    for (; j < n; j += 4 * VW) {                                                                \
         const int rem = n - j;                                                                  \
         const REAL *Mj = M + j;                                                                 \
         if (rem >= 4 * VW) {                                                                    \
@@ -240,6 +265,17 @@ static void F(mvs)(REAL *restrict z, int n, const REAL *restrict M, int64_t ldm,
     FNN_MV_BODY(ROW_S, COEF_S)
 #undef COEF_S
 #undef ROW_S
+}
+
+/* listed rows, own coefficients: z = sum_k c[k] * M[idx[k], :] (a CSC column of the batch) */
+static void F(mvc)(REAL *restrict z, int n, const REAL *restrict M, int64_t ldm,
+                   const REAL *restrict c, const int32_t *restrict idx, int cnt, int zfull)
+{
+#define ROW_C(q) idx[q]
+#define COEF_C(q) c[q]
+    FNN_MV_BODY(ROW_C, COEF_C)
+#undef COEF_C
+#undef ROW_C
 }
 
 /* out[i] = sum_j W[i*ldw + j] * d[j]  (i < rows, j < n): the backward matrix-vector product. */
@@ -482,7 +518,7 @@ static double F(head)(const fnn_net *net, const REAL *restrict a, const REAL *re
 
 typedef struct {
     int kind;
-    REAL lr, mu, b1, b2, omb1, omb2, step, bc2, eps, wd;
+    REAL lr, mu, b1, b2, omb1, omb2, step, bc2, ibc2, eps, wd;
     REAL *m, *v;
 } F(optc);
 
@@ -495,10 +531,11 @@ static void F(optc_init)(F(optc) *o, const fnn_opt *op, int64_t t)
     o->b2 = (REAL)op->b2;
     o->omb1 = (REAL)1 - o->b1;
     o->omb2 = (REAL)1 - o->b2;
-    o->step = o->bc2 = 0;
+    o->step = o->bc2 = o->ibc2 = 0;
     if (op->kind == FNN_ADAM) {   /* bias corrections in float64, then cast (as numpy) */
         o->step = (REAL)(op->lr / (1.0 - pow(op->b1, (double)t)));
         o->bc2 = (REAL)sqrt(1.0 - pow(op->b2, (double)t));
+        o->ibc2 = (REAL)1 / o->bc2;   /* one vector division per lane set, not two */
     }
     o->eps = (REAL)op->eps;
     o->wd = (REAL)op->wd;
@@ -532,7 +569,7 @@ static void F(optc_init)(F(optc) *o, const fnn_opt *op, int64_t t)
             V v = LOAD(Vv + j) * o->b2 + (o->omb2 * gg) * gg;                                   \
             STORE(M + j, m);                                                                    \
             STORE(Vv + j, v);                                                                   \
-            p -= o->step * m / (F(vsqrt)(v) / o->bc2 + o->eps);                                 \
+            p -= o->step * m / (F(vsqrt)(v) * o->ibc2 + o->eps);                                \
             break;                                                                              \
         }                                                                                       \
         }                                                                                       \
@@ -826,7 +863,7 @@ static int64_t F(work_per_sample)(const fnn_net *net)
 static void F(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_opt *op,
                            const REAL *x, const REAL *y, const int64_t *order, int64_t n_order,
                            int64_t start, int64_t nsteps, int64_t bs, int acc_mode, int t, int T,
-                           double *loss_out, int64_t *corr_out)
+                           fnn_team *tm, double *loss_out, int64_t *corr_out)
 {
     double loss_sum = 0;
     int64_t corr = 0;
@@ -847,11 +884,7 @@ static void F(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_op
             memset(ws->stamp, 0, sizeof(uint32_t) * (size_t)net->n[0]);
             ws->epoch = 1;
         }
-#ifdef _OPENMP
-        if (T > 1) {
-#pragma omp barrier
-        }
-#endif
+        if (T > 1) fnn_team_barrier(tm, -1);
         F(phaseB)(net, ws, P, x, rows, B, &o, t, T);
         if (t == 0) {
             for (int b = 0; b < B; b++) {
@@ -859,11 +892,7 @@ static void F(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_op
                 corr += ws->corb[b];
             }
         }
-#ifdef _OPENMP
-        if (T > 1) {
-#pragma omp barrier
-        }
-#endif
+        if (T > 1) fnn_team_barrier(tm, -1);
     }
     if (t == 0) {
         *loss_out = loss_sum;
@@ -880,18 +909,20 @@ static double F(train_narrow)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn
     int64_t corr = 0;
     if (T <= 1) {
         F(narrow_loop)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode, 0, 1,
-                       &loss_sum, &corr);
+                       NULL, &loss_sum, &corr);
     } else {
 #ifdef _OPENMP
+        fnn_team tm = {0};
+        tm.T = T;
 #pragma omp parallel num_threads(T)
         {
             const int nt = omp_get_num_threads();
             if (nt == T) {
                 F(narrow_loop)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode,
-                               omp_get_thread_num(), T, &loss_sum, &corr);
+                               omp_get_thread_num(), T, &tm, &loss_sum, &corr);
             } else if (omp_get_thread_num() == 0) {   /* got fewer threads than asked */
                 F(narrow_loop)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode,
-                               0, 1, &loss_sum, &corr);
+                               0, 1, NULL, &loss_sum, &corr);
             }
         }
 #endif
@@ -908,10 +939,89 @@ static int F(use_gemm)(const fnn_net *net, int l, int B)
     return GEMM != NULL && B >= fnn_tune.gemm_min_b && (a < b ? a : b) >= fnn_tune.gemm_min;
 }
 
+#if IS_F32 && VBYTES == 64 && defined(__AVX512F__)
+#define FNN_XGEMM_KMAX 512   /* 64 KB of stack for the packed panel */
+/* AVX-512 sgemm for row-major C (m x n) = op(A) (m x k) op(B) (k x n), n a multiple of 32:
+ * scipy's OpenBLAS runs its AVX2 (Haswell) kernel on AVX-512 machines. op(B) is packed in
+ * k x 32 panels (on the stack: k <= FNN_XGEMM_KMAX); 8 x 32 blocks of C accumulate in 16
+ * registers over the whole k (each C element: one sum in k order, whatever m, n or the
+ * caller's row split). ta: A stored transposed (element (i, p) at A[p * lda + i]); tb: same
+ * for B. */
+static void F(xgemm)(int ta, int tb, int m, int n, int k, const float *restrict A, int lda,
+                     const float *restrict Bm, int ldb, float *restrict C, int ldc)
+{
+    float pk[FNN_XGEMM_KMAX * 32] __attribute__((aligned(64)));
+    for (int j0 = 0; j0 < n; j0 += 32) {
+        if (!tb) {
+            for (int p = 0; p < k; p++) {
+                const float *b = Bm + (int64_t)p * ldb + j0;
+                _mm512_store_ps(pk + p * 32, _mm512_loadu_ps(b));
+                _mm512_store_ps(pk + p * 32 + 16, _mm512_loadu_ps(b + 16));
+            }
+        } else {
+            for (int jj = 0; jj < 32; jj++) {
+                const float *b = Bm + (int64_t)(j0 + jj) * ldb;
+                for (int p = 0; p < k; p++) pk[p * 32 + jj] = b[p];
+            }
+        }
+        int i0 = 0;
+        for (; i0 + 8 <= m; i0 += 8) {
+            __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
+                   c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00,
+                   c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+            const int64_t rs = ta ? 1 : lda, ps = ta ? lda : 1;   /* A(i, p) strides */
+            const float *a = A + (int64_t)i0 * rs;
+            for (int p = 0; p < k; p++, a += ps) {
+                const __m512 b0 = _mm512_load_ps(pk + p * 32), b1 = _mm512_load_ps(pk + p * 32 + 16);
+                __m512 av;
+#define FNN_XG_ROW(r, x0, x1)                                                                   \
+                av = _mm512_set1_ps(a[(r) * rs]);                                               \
+                x0 = _mm512_fmadd_ps(av, b0, x0);                                               \
+                x1 = _mm512_fmadd_ps(av, b1, x1);
+                FNN_XG_ROW(0, c00, c01)
+                FNN_XG_ROW(1, c10, c11)
+                FNN_XG_ROW(2, c20, c21)
+                FNN_XG_ROW(3, c30, c31)
+                FNN_XG_ROW(4, c40, c41)
+                FNN_XG_ROW(5, c50, c51)
+                FNN_XG_ROW(6, c60, c61)
+                FNN_XG_ROW(7, c70, c71)
+#undef FNN_XG_ROW
+            }
+            float *c = C + (int64_t)i0 * ldc + j0;
+            _mm512_storeu_ps(c, c00); _mm512_storeu_ps(c + 16, c01); c += ldc;
+            _mm512_storeu_ps(c, c10); _mm512_storeu_ps(c + 16, c11); c += ldc;
+            _mm512_storeu_ps(c, c20); _mm512_storeu_ps(c + 16, c21); c += ldc;
+            _mm512_storeu_ps(c, c30); _mm512_storeu_ps(c + 16, c31); c += ldc;
+            _mm512_storeu_ps(c, c40); _mm512_storeu_ps(c + 16, c41); c += ldc;
+            _mm512_storeu_ps(c, c50); _mm512_storeu_ps(c + 16, c51); c += ldc;
+            _mm512_storeu_ps(c, c60); _mm512_storeu_ps(c + 16, c61); c += ldc;
+            _mm512_storeu_ps(c, c70); _mm512_storeu_ps(c + 16, c71);
+        }
+        for (; i0 < m; i0++) {   /* row tail: the same sums, one row at a time */
+            __m512 x0 = _mm512_setzero_ps(), x1 = x0;
+            for (int p = 0; p < k; p++) {
+                const __m512 av = _mm512_set1_ps(ta ? A[(int64_t)p * lda + i0] : A[(int64_t)i0 * lda + p]);
+                x0 = _mm512_fmadd_ps(av, _mm512_load_ps(pk + p * 32), x0);
+                x1 = _mm512_fmadd_ps(av, _mm512_load_ps(pk + p * 32 + 16), x1);
+            }
+            _mm512_storeu_ps(C + (int64_t)i0 * ldc + j0, x0);
+            _mm512_storeu_ps(C + (int64_t)i0 * ldc + j0 + 16, x1);
+        }
+    }
+}
+#endif
+
 /* row-major C (m x n, ldc) = op(A) op(B) through column-major BLAS: C^T = op(B)^T op(A)^T */
 static void F(gemm_rm)(char ta, char tb, int m, int n, int k, const REAL *A, int lda,
                        const REAL *Bm, int ldb, REAL *C, int ldc)
 {
+#if IS_F32 && VBYTES == 64 && defined(__AVX512F__)
+    if (fnn_tune.own_gemm && n % 32 == 0 && k <= FNN_XGEMM_KMAX) {
+        F(xgemm)(ta == 'T', tb == 'T', m, n, k, A, lda, Bm, ldb, C, ldc);
+        return;
+    }
+#endif
     REAL one = 1, zero = 0;
     GEMM(&tb, &ta, &n, &m, &k, &one, (REAL *)Bm, &ldb, (REAL *)A, &lda, &zero, C, &ldc);
 }
@@ -926,18 +1036,21 @@ static inline int F(colblock)(int n_rows, int n_cols)
     return cb >= n_cols ? n_cols : cb;
 }
 
-/* Forward B rows (rows == NULL: x rows 0..B-1). Output layer into out (ld n[L]) if given. */
-static void F(bfwd)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x,
-                    const int64_t *rows, int B, REAL *out, int sparse0)
+/* Forward rows [b0, b1) of a batch of B (rows == NULL: x rows b0..b1-1; the gemm-or-not choice
+ * depends on B only, so any row split computes the same way). Output layer into out (row b at
+ * out + b * n[L]) if given. */
+static void F(bfwd_rows)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x,
+                         const int64_t *rows, int b0, int b1, int B, REAL *out, int sparse0)
 {
-    const int L = net->L, n0 = net->n[0];
+    const int L = net->L, n0 = net->n[0], nb = b1 - b0;
+    if (nb <= 0) return;
     for (int l = 0; l < L; l++) {
         const int nin = net->n[l], nout = net->n[l + 1];
         REAL *Z = (l == L - 1 && out) ? out : (REAL *)ws->a[l + 1];
         const int ldz = (l == L - 1 && out) ? nout : ws->ld[l + 1];
         const REAL *W = P + net->woff[l];
         if (l == 0 && sparse0) {
-            for (int b = 0; b < B; b++) {
+            for (int b = b0; b < b1; b++) {
                 const REAL *xr = x + (rows ? rows[b] : b) * (int64_t)n0;
                 ws->nnz[b] = F(nzbuild)(xr, n0, ws->nzi + (int64_t)b * ws->nzld);
             }
@@ -945,7 +1058,7 @@ static void F(bfwd)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x
             const int cb = F(colblock)(n0, nout);
             for (int j0 = 0; j0 < nout; j0 += cb) {
                 const int nc = nout - j0 < cb ? nout - j0 : cb;
-                for (int b = 0; b < B; b++) {
+                for (int b = b0; b < b1; b++) {
                     const REAL *xr = x + (rows ? rows[b] : b) * (int64_t)n0;
                     F(mvs)(Z + (int64_t)b * ldz + j0, nc, W + j0, nout, xr,
                            ws->nzi + (int64_t)b * ws->nzld, ws->nnz[b], Z != out || j0 + nc < nout);
@@ -957,7 +1070,7 @@ static void F(bfwd)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x
             if (l == 0) {
                 if (rows) {
                     REAL *A0 = (REAL *)ws->a[0];
-                    for (int b = 0; b < B; b++)
+                    for (int b = b0; b < b1; b++)
                         memcpy(A0 + (int64_t)b * ws->ld[0], x + rows[b] * n0, sizeof(REAL) * n0);
                     A = A0;
                     lda = ws->ld[0];
@@ -970,14 +1083,22 @@ static void F(bfwd)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x
                 lda = ws->ld[l];
             }
             if (F(use_gemm)(net, l, B)) {
-                F(gemm_rm)('N', 'N', B, nout, nin, A, lda, W, nout, Z, ldz);
+                F(gemm_rm)('N', 'N', nb, nout, nin, A + (int64_t)b0 * lda, lda, W, nout,
+                           Z + (int64_t)b0 * ldz, ldz);
             } else {
-                for (int b = 0; b < B; b++)
+                for (int b = b0; b < b1; b++)
                     F(mv)(Z + (int64_t)b * ldz, nout, W, nout, A + (int64_t)b * lda, 1, nin, Z != out);
             }
         }
-        for (int b = 0; b < B; b++) F(bias_act)(net->act[l], Z + (int64_t)b * ldz, P + net->boff[l], nout);
+        for (int b = b0; b < b1; b++)
+            F(bias_act)(net->act[l], Z + (int64_t)b * ldz, P + net->boff[l], nout);
     }
+}
+
+static void F(bfwd)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x,
+                    const int64_t *rows, int B, REAL *out, int sparse0)
+{
+    F(bfwd_rows)(net, ws, P, x, rows, 0, B, B, out, sparse0);
 }
 
 /* Loss, accuracy and the full gradient G of the batch-mean loss (after bfwd with out == NULL). */
@@ -1055,31 +1176,234 @@ static double F(bbwd)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL 
     return loss;
 }
 
-static double F(train_batch)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_opt *op,
-                             const REAL *x, const REAL *y, const int64_t *order, int64_t n_order,
-                             int64_t start, int64_t nsteps, int64_t bs, int acc_mode,
-                             int64_t *correct)
+/* Batched step, phase A (rows [b0, b1) of the batch; threads split the samples): forward,
+ * per-sample loss/accuracy, output delta, deltas of every layer >= 1. Row-local throughout. */
+static void F(bphaseA)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x,
+                       const REAL *y, const int64_t *rows, int b0, int b1, int B, REAL invB,
+                       int acc_mode, int sparse0)
+{
+    const int L = net->L, nL = net->n[L], nb = b1 - b0;
+    if (nb <= 0) return;
+    F(bfwd_rows)(net, ws, P, x, rows, b0, b1, B, NULL, sparse0);
+    for (int b = b0; b < b1; b++)
+        ws->lossb[b] = F(head)(net, F(arow)(ws, L, b), y + rows[b] * (int64_t)nL,
+                               F(drow)(ws, L, b), invB, acc_mode, &ws->corb[b]);
+    for (int l = L - 1; l >= 1; l--) {
+        const int nin = net->n[l], nout = net->n[l + 1];
+        const REAL *D = (const REAL *)ws->d[l + 1];
+        const int ldd = ws->ld[l + 1];
+        REAL *Dl = (REAL *)ws->d[l];
+        const int ldl = ws->ld[l];
+        const REAL *W = P + net->woff[l];
+        if (F(use_gemm)(net, l, B)) {
+            F(gemm_rm)('N', 'T', nb, nin, nout, D + (int64_t)b0 * ldd, ldd, W, nout,
+                       Dl + (int64_t)b0 * ldl, ldl);
+        } else {
+            for (int b = b0; b < b1; b++)
+                F(dots)(Dl + (int64_t)b * ldl, W, nin, nout, D + (int64_t)b * ldd, nout);
+        }
+        for (int b = b0; b < b1; b++)
+            F(act_bwd)(net->act[l - 1], F(arow)(ws, l, b), Dl + (int64_t)b * ldl, nin);
+    }
+}
+
+/* Batched step, phase B task: rows [r0, r1) of layer l's parameters (rows < n[l] are weights
+ * of input unit i, row n[l] is the bias): gradient rows over the whole batch, then the
+ * optimiser update of those rows. The task list is fixed by the network and the batch, never
+ * by the thread count, and a task only reads the whole batch's deltas and writes its own rows:
+ * any number of threads gives the same bits. c: the task's index among layer l's chunks. */
+static void F(btask)(const fnn_net *net, fnn_ws *ws, REAL *P, const REAL *x,
+                     const int64_t *rows, int B, const F(optc) *o, int tid, int sparse0,
+                     int l, int64_t r0, int64_t r1, int c)
+{
+    const int n0 = net->n[0];
+    const int nostate = o->kind == FNN_SGD && o->wd == 0;   /* zero gradient rows don't move */
+    REAL *g = (REAL *)ws->tmp + (int64_t)tid * ws->tmpld;
+    REAL *G = (REAL *)ws->grad;
+    const int T = 2;   /* row ranges are partial: always locate them */
+    {
+        const int nin = net->n[l], nout = net->n[l + 1];
+        const int64_t w1 = r1 < nin ? r1 : nin;   /* weight rows [r0, w1), bias if r1 > nin */
+        const REAL *D = (const REAL *)ws->d[l + 1];
+        const int ldd = ws->ld[l + 1];
+        if (l == 0 && sparse0) {
+            /* the batch's nonzeros of input rows [r0, w1) regrouped by input row (counting
+             * sort, samples in batch order); each gradient row is then a register-accumulated
+             * sum of delta rows (no scatter into a gradient matrix), updated at once */
+            int32_t *st = ws->touched + r0 + c;        /* w1 - r0 + 1 row starts */
+            const int nr = (int)(w1 - r0);
+            int64_t base = 0;
+            for (int i = 0; i <= nr; i++) st[i] = 0;
+            for (int b = 0; b < B; b++) {
+                const int32_t *nzi = ws->nzi + (int64_t)b * ws->nzld;
+                const int nnz = ws->nnz[b];
+                const int k0 = T == 1 ? 0 : F(lower_bound)(nzi, nnz, (int32_t)r0);
+                const int k1 = T == 1 ? nnz : F(lower_bound)(nzi, nnz, (int32_t)w1);
+                base += k0;
+                for (int k = k0; k < k1; k++) st[nzi[k] - r0 + 1]++;
+            }
+            for (int i = 0; i < nr; i++) st[i + 1] += st[i];
+            int32_t *cb_ = ws->cscb + base;
+            REAL *cx = (REAL *)ws->cscx + base;
+            for (int b = 0; b < B; b++) {   /* st[i] ends as the start of row i + 1 */
+                const int32_t *nzi = ws->nzi + (int64_t)b * ws->nzld;
+                const int nnz = ws->nnz[b];
+                const REAL *xr = x + rows[b] * n0;
+                const int k0 = T == 1 ? 0 : F(lower_bound)(nzi, nnz, (int32_t)r0);
+                const int k1 = T == 1 ? nnz : F(lower_bound)(nzi, nnz, (int32_t)w1);
+                for (int k = k0; k < k1; k++) {
+                    const int i = nzi[k];
+                    const int q = st[i - r0]++;
+                    cb_[q] = b;
+                    cx[q] = xr[i];
+                }
+            }
+            for (int i = nr; i > 0; i--) st[i] = st[i - 1];
+            st[0] = 0;
+            const int rs = F(row_stride)(nout);
+            FNN_FOR_ROWS(i, r0, w1, rs) {
+                const int q0 = st[i - r0], q1 = st[i - r0 + 1];
+                if (q0 == q1 && nostate) continue;
+                F(mvc)(g, nout, D, ldd, cx + q0, cb_ + q0, q1 - q0, 1);
+                F(upd)(P, net->woff[0] + i * nout, g, nout, o, 1);
+            }
+        } else if (w1 > r0) {
+            const REAL *A;
+            int lda;
+            if (l == 0) {
+                A = (const REAL *)ws->a[0];
+                lda = ws->ld[0];
+            } else {
+                A = (const REAL *)ws->a[l];
+                lda = ws->ld[l];
+            }
+            REAL *GW = G + net->woff[l];
+            if (F(use_gemm)(net, l, B)) {
+                F(gemm_rm)('T', 'N', (int)(w1 - r0), nout, B, A + r0, lda, D, ldd,
+                           GW + r0 * nout, nout);
+                F(upd)(P, net->woff[l] + r0 * nout, GW + r0 * nout, (w1 - r0) * nout, o, 1);
+            } else {
+                const int rs = F(row_stride)(nout);
+                FNN_FOR_ROWS(i, r0, w1, rs) {
+                    F(mv)(g, nout, D, ldd, A + i, lda, B, 1);
+                    F(upd)(P, net->woff[l] + i * nout, g, nout, o, 1);
+                }
+            }
+        }
+        if (r1 > nin) {
+            F(mv)(g, nout, D, ldd, (const REAL *)ws->ones, 1, B, 1);
+            F(upd)(P, net->boff[l], g, nout, o, 0);
+        }
+    }
+}
+
+typedef struct { int l, c; int64_t r0, r1; } F(btask_t);
+
+/* The fixed work split of a batched step (independent of the thread count). */
+static int F(bplan)(const fnn_net *net, int B, int chunked, int *nA, F(btask_t) *tk, int maxtk)
+{
+    int n = 0;
+    /* gemm work in 2 pieces only: each piece packs the whole other operand again (4 pieces
+     * cost 10% on one thread for wide-512, 2 about half that); 2 is what this 2-core target
+     * needs, and the plan must not depend on the thread count */
+    *nA = chunked ? 2 : 1;
+    if (*nA > B) *nA = B;
+    for (int l = 0; l < net->L; l++) {
+        const int nin = net->n[l];
+        /* weight-row chunks of the costly layers (sparse layer 0: up to 8, per-row kernels: 4,
+         * gemm: 2), the bias row alone */
+        int k = 1;
+        if (chunked) {
+            const int kmax = l == 0 && fnn_tune.sparse ? 8 : (F(use_gemm)(net, l, B) ? 2 : 4);
+            k = (int)(((int64_t)nin * net->n[l + 1] * B) / 2000000);
+            k = k < 1 ? 1 : (k > kmax ? kmax : k);
+            if (k > nin) k = nin;
+        }
+        for (int c = 0; c < k && n < maxtk; c++) {
+            int64_t r0, r1;
+            F(split)(nin, c, k, &r0, &r1);
+            tk[n].l = l; tk[n].c = c; tk[n].r0 = r0; tk[n].r1 = r1;
+            n++;
+        }
+        if (n < maxtk) {
+            tk[n].l = l; tk[n].c = k; tk[n].r0 = nin; tk[n].r1 = nin + 1;
+            n++;
+        }
+    }
+    return n;
+}
+
+static void F(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_opt *op,
+                          const REAL *x, const REAL *y, const int64_t *order, int64_t n_order,
+                          int64_t start, int64_t nsteps, int64_t bs, int acc_mode, int chunked,
+                          fnn_team *tm, int tid, double *loss_out, int64_t *corr_out)
 {
     double loss_sum = 0;
     int64_t corr = 0;
-    REAL *G = (REAL *)ws->grad;
     F(optc) o;
+    const int sparse0 = fnn_tune.sparse;
+    F(btask_t) tk[FNN_MAXL * 10];
+    int nA = 1, ntk = 0, Bplan = -1;
     for (int64_t s = 0; s < nsteps; s++) {
         const int64_t lo = start + s * bs;
         const int64_t hi = lo + bs < n_order ? lo + bs : n_order;
         const int B = (int)(hi - lo);
         const int64_t *rows = order + lo;
-        const int sparse0 = fnn_tune.sparse;
-        int64_t c;
-        F(bfwd)(net, ws, P, x, rows, B, NULL, sparse0);
-        loss_sum += F(bbwd)(net, ws, P, x, y, rows, B, G, sparse0, acc_mode, &c);
-        corr += c;
-        F(optc_init)(&o, op, op->t + s + 1);
-        for (int l = 0; l < net->L; l++) {
-            F(upd)(P, net->woff[l], G + net->woff[l], (int64_t)net->n[l] * net->n[l + 1], &o, 1);
-            F(upd)(P, net->boff[l], G + net->boff[l], net->n[l + 1], &o, 0);
+        if (B != Bplan) {
+            ntk = F(bplan)(net, B, chunked, &nA, tk, FNN_MAXL * 10);
+            Bplan = B;
         }
+        /* phase A: sample chunks; phase B: parameter-row tasks (taken dynamically) */
+        for (int c = tm ? fnn_team_next(tm, 0) : 0; c < nA; c = tm ? fnn_team_next(tm, 0) : c + 1) {
+            int64_t b0, b1;
+            F(split)(B, c, nA, &b0, &b1);
+            F(bphaseA)(net, ws, P, x, y, rows, (int)b0, (int)b1, B, (REAL)(1.0 / B), acc_mode,
+                       sparse0);
+        }
+        if (tm) fnn_team_barrier(tm, 0);
+        F(optc_init)(&o, op, op->t + s + 1);
+        if (tid == 0) {
+            for (int b = 0; b < B; b++) {
+                loss_sum += ws->lossb[b];
+                corr += ws->corb[b];
+            }
+        }
+        for (int k = tm ? fnn_team_next(tm, 1) : 0; k < ntk; k = tm ? fnn_team_next(tm, 1) : k + 1)
+            F(btask)(net, ws, P, x, rows, B, &o, tid, sparse0, tk[k].l, tk[k].r0, tk[k].r1,
+                     tk[k].c);
+        if (tm) fnn_team_barrier(tm, 1);
     }
+    if (tid == 0) {
+        *loss_out = loss_sum;
+        *corr_out = corr;
+    }
+}
+
+static double F(train_batch)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_opt *op,
+                             const REAL *x, const REAL *y, const int64_t *order, int64_t n_order,
+                             int64_t start, int64_t nsteps, int64_t bs, int acc_mode, int T,
+                             int chunked, int64_t *correct)
+{
+    double loss_sum = 0;
+    int64_t corr = 0;
+    int saved[FNN_MAXBLAS];
+    fnn_blas_hold1(saved);   /* our threads, each with a one-thread BLAS */
+    if (T <= 1) {
+        F(batch_loop)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode,
+                      chunked, NULL, 0, &loss_sum, &corr);
+    } else {
+#ifdef _OPENMP
+        fnn_team tm = {0};
+#pragma omp parallel num_threads(T)
+        {
+#pragma omp single
+            tm.T = omp_get_num_threads();   /* implicit barrier: everyone sees the team size */
+            F(batch_loop)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode,
+                          chunked, &tm, omp_get_thread_num(), &loss_sum, &corr);
+        }
+#endif
+    }
+    fnn_blas_restore(saved);
     *correct = corr;
     return loss_sum;
 }
@@ -1115,8 +1439,16 @@ static double F(train)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_opt *
         return F(train_narrow)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode,
                                T, correct);
     }
-    return F(train_batch)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode,
-                          correct);
+    /* big enough steps are cut in fixed chunks (same bits for any thread count) that threads
+     * take dynamically; smaller ones run whole on one thread */
+    const int chunked = bs * F(work_per_sample)(net) >= fnn_tune.par_min_work_batch;
+    int T = nthreads < ws->T ? nthreads : ws->T;
+    if (T < 1 || !chunked) T = 1;
+#ifndef _OPENMP
+    T = 1;
+#endif
+    return F(train_batch)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode, T,
+                          chunked, correct);
 }
 
 static void F(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv, void *outv,
@@ -1153,10 +1485,31 @@ static void F(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const voi
 #endif
         return;
     }
-    for (int64_t lo = 0; lo < N; lo += ws->B) {   /* gemm path: chunks of the workspace size */
-        const int B = (int)(N - lo < ws->B ? N - lo : ws->B);
-        F(bfwd)(net, ws, P, x + lo * n0, NULL, B, out + lo * nL, fnn_tune.sparse);
+    /* gemm path: thread t owns workspace rows [w0, w1) and x rows [i0, i1), and runs them
+     * through in pieces of w1 - w0 rows, each with a one-thread BLAS */
+    int saved[FNN_MAXBLAS];
+    fnn_blas_hold1(saved);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(T) if (T > 1)
+#endif
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int t = 0, nt = 1;
+#endif
+        int64_t w0, w1, i0, i1;
+        F(split)(ws->B, t, nt, &w0, &w1);
+        F(split)(N, t, nt, &i0, &i1);
+        const int cap = (int)(w1 - w0);
+        for (int64_t lo = i0; lo < i1 && cap > 0; lo += cap) {
+            const int nb = (int)(i1 - lo < cap ? i1 - lo : cap);
+            /* workspace row w0 + k holds x row lo + k */
+            F(bfwd_rows)(net, ws, P, x + (lo - w0) * n0, NULL, (int)w0, (int)w0 + nb, nb,
+                         out + (lo - w0) * nL, fnn_tune.sparse);
+        }
     }
+    fnn_blas_restore(saved);
 }
 
 static double F(loss_grad)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,

@@ -110,6 +110,72 @@ def test_thread_count_is_bit_reproducible(sizes, batch, opt):
     assert np.array_equal(params[0], params[1])
 
 
+@pytest.mark.parametrize("sparse", [1, 0])
+@pytest.mark.parametrize("sizes,batch,opt", [((300, 96, 40, 10), 64, "momentum"),
+                                             ((300, 96, 40, 10), 50, "adam_wd"),
+                                             ((300, 80, 10), 33, "sgd")])
+def test_batched_path_thread_count_is_bit_reproducible(sizes, batch, opt, sparse):
+    """The gemm path cuts each step in fixed pieces (never by thread count): 1 and 2 threads
+    give the same bits, and the numbers match numpy."""
+    x, y = make_data(400, sizes[0], sizes[-1], "cross_entropy")
+    x[np.random.default_rng(1).uniform(size=x.shape) < 0.7] = 0   # MNIST-like sparsity
+    ref = build(sizes, "relu", "softmax", "cross_entropy", OPTIMIZERS[opt](), "float32", "numpy")
+    ref.fit(x, y, epochs=1, batch_size=batch, seed=3, verbose=0)
+    params = []
+    old = kernels.get_tuning()
+    kernels.set_tuning(par_min_work_batch=0, sparse=sparse)
+    try:
+        for n in (1, 2, 1):
+            m = build(sizes, "relu", "softmax", "cross_entropy", OPTIMIZERS[opt](), "float32",
+                      "cython")
+            with threads(n):
+                m.fit(x, y, epochs=1, batch_size=batch, seed=3, verbose=0)
+            params.append(m.params.copy())
+    finally:
+        kernels.set_tuning(**old)
+    assert np.array_equal(params[0], params[2])
+    assert np.array_equal(params[0], params[1])
+    close(params[1], ref.params, "float32", "parameters (2 threads)")
+
+
+@pytest.mark.parametrize("batch", [64, 33])
+def test_own_avx512_gemm_matches_numpy_and_blas(batch):
+    """Widths that are multiples of 32 take our AVX-512 sgemm (when the CPU has it); row tails
+    (batch 33) too. Same numbers as numpy and as the BLAS route."""
+    sizes = (70, 64, 96, 32, 10)
+    x, ((ref, _), (mod, _)) = fit_pair(sizes, "relu", "softmax", "cross_entropy", "momentum",
+                                       "float32", 330, batch, 1)
+    close(mod.params, ref.params, "float32", "parameters (own gemm)")
+    close(mod.predict(x), ref.predict(x), "float32", "predictions (own gemm)")
+    old = kernels.get_tuning()
+    kernels.set_tuning(own_gemm=0)
+    try:
+        _, (_, (blas, _)) = fit_pair(sizes, "relu", "softmax", "cross_entropy", "momentum",
+                                     "float32", 330, batch, 1)
+    finally:
+        kernels.set_tuning(**old)
+    close(mod.params, blas.params, "float32", "own gemm vs BLAS")
+
+
+def test_blas_threads_restored():
+    """The batched path holds scipy's OpenBLAS at one thread only while it runs."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not kernels.BLAS_CONTROLLED:
+        pytest.skip("no OpenBLAS registered")
+    x, y = make_data(256, 100, 10, "cross_entropy")
+    m = build((100, 64, 64, 10), "relu", "softmax", "cross_entropy", "sgd", "float32", "cython")
+
+    def count():
+        return [c.num_threads for c in threadpoolctl.ThreadpoolController().lib_controllers
+                if c.filepath in kernels.BLAS_CONTROLLED]
+
+    with threads(2):
+        before = count()
+        m.fit(x, y, epochs=1, batch_size=64, verbose=0)
+        m.predict(x)
+        assert count() == before
+
+
 def test_predict_chunks_and_threads():
     x, _ = make_data(2500, 30, 10, "cross_entropy")
     for sizes in ((30, 20, 10), (30, 300, 10)):

@@ -2,8 +2,11 @@
 
 Same maths as numpy_backend (the specification). Narrow networks run a fused per-sample step
 (sparse first layer: zero inputs are skipped; optimiser update fused with the gradient rows);
-wide layers use BLAS gemm (scipy.linalg.cython_blas). The kernels exist in baseline, AVX2 and
-AVX-512 builds chosen at import from the CPU, so the default build is portable.
+wide layers use gemm: our AVX-512 sgemm for float32 widths that are multiples of 32 (scipy's
+OpenBLAS only runs its AVX2 kernel on AVX-512 CPUs), else BLAS (scipy.linalg.cython_blas),
+held at one thread while our own threads split the batch (fixed pieces: the same bits for any
+thread count). The kernels exist in baseline, AVX2 and AVX-512 builds chosen at import from the
+CPU, so the default build is portable.
 """
 
 from __future__ import annotations
@@ -80,5 +83,6 @@ def build_info():
         "simd": _kernels.isa(),
         "simd_builds": ["base", "avx2", "avx512"],
         "blas": blas,
+        "blas_thread_control": list(_kernels.BLAS_CONTROLLED),
         "tuning": _kernels.get_tuning(),
     }
