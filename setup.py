@@ -17,9 +17,13 @@ class BuildExt(build_ext):
     def build_extensions(self):
         if self.compiler.compiler_type == "unix":
             flags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast"]
+            if debug:
+                # Bounds checking for the C kernels as well: AddressSanitizer + UBSan. Run the
+                # tests with LD_PRELOAD of libasan/libubsan (see .ci/run).
+                flags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
             if os.environ.get("FASTNN_NATIVE") == "1":
                 flags.append("-march=native")
-            link = []
+            link = ["-fsanitize=address,undefined"] if debug else []
             if os.environ.get("FASTNN_OPENMP", "1") != "0" and sys.platform != "darwin":
                 flags.append("-fopenmp")
                 link.append("-fopenmp")
