@@ -63,7 +63,7 @@ def class_ids(name, y, n_classes) -> np.ndarray:
         check_finite(name, y)
         if not np.array_equal(y, np.round(y)):
             raise ValueError(f"{name}: class labels must be integers, got non-integer values "
-                             f"such as {y[y != np.round(y)][0]!r}")
+                             f"such as {float(y[y != np.round(y)][0])!r}")
     if y.dtype.kind == "b":
         y = y.astype(np.int64)
     ids = y.astype(np.int64)
