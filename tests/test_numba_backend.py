@@ -184,3 +184,69 @@ def test_concurrent_predict_threads():
         outs = list(ex.map(lambda i: m.predict(x[i::4]), range(4)))
     for i, o in enumerate(outs):
         np.testing.assert_array_equal(o, ref[i::4])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_vector_blocks_match_numpy_and_stay_in_bounds(dtype):
+    """vec.py's 16-lane blocks (full, masked tails, multi-block rows) against NumPy; the
+    elements around every written range must stay untouched."""
+    from fastnn._nb import vec as V
+    if nbconfig.JIT_DISABLED:
+        pytest.skip("NUMBA_DISABLE_JIT: the blocks are the NumPy fallbacks themselves")
+    import numba
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    n_in = 37
+
+    @numba.njit
+    def run(z, zo, W, x, idx, cnt, d, n, which):
+        one = z.dtype.type(1)
+        if which == 0:
+            K.mvs_w(z, zo, n, W, 0, n, x, 0, idx, cnt, one, False)
+        elif which == 1:
+            K.mvd_w(z, zo, n, W, 0, n, x, 0, 1, n_in, one, True)
+        else:
+            K.axpy_rows_w(W, 0, n, n, x, 0, idx, 0, cnt, one, d, 0)
+
+    for n in (1, 5, 16, 17, 30, 32, 64):
+        W = rng.normal(size=n_in * n + 40).astype(dt)
+        x = (rng.normal(size=n_in) * (rng.random(n_in) < 0.5)).astype(dt)
+        idx = np.flatnonzero(x).astype(np.int32)
+        d = rng.normal(size=n).astype(dt)
+        Wm = W[:n_in * n].reshape(n_in, n)
+        z = np.full(n + 40, 7.0, dtype=dt)
+        run(z, 3, W, x, idx, len(idx), d, n, 0)
+        np.testing.assert_allclose(z[3:3 + n], x @ Wm, rtol=1e-4, atol=1e-4)
+        assert (z[:3] == 7).all() and (z[3 + n:] == 7).all()
+        z0 = z.copy()
+        run(z, 3, W, x, idx, len(idx), d, n, 1)
+        np.testing.assert_allclose(z[3:3 + n], z0[3:3 + n] + x @ Wm, rtol=1e-4, atol=1e-4)
+        assert (z[:3] == 7).all() and (z[3 + n:] == 7).all()
+        W0 = W.copy()
+        run(z, 3, W, x, idx, len(idx), d, n, 2)
+        np.testing.assert_allclose(W[:n_in * n].reshape(n_in, n),
+                                   W0[:n_in * n].reshape(n_in, n) + np.outer(x, d),
+                                   rtol=1e-4, atol=1e-4)
+        assert (W[n_in * n:] == W0[n_in * n:]).all()
+
+    @numba.njit
+    def acts(z, b, n):
+        for j in range(0, n, 16):
+            V.blk_sigmoid(z, j, min(16, n - j), b, j)
+
+    @numba.njit
+    def soft(z, b, n):
+        V.blk_softmax(z, 0, n, b, 0)
+
+    v = np.linspace(-100, 100, 45).astype(dt)
+    b = rng.normal(size=45).astype(dt)
+    z = v.copy()
+    acts(z, b, 45)
+    with np.errstate(over="ignore"):
+        ref = 1 / (1 + np.exp(-(v + b)))         # NumPy in the same dtype
+    np.testing.assert_allclose(z, ref, rtol=2e-6 if dtype == "float32" else 1e-15)
+    for n in (1, 4, 10, 16):
+        z = v[20:20 + n].copy()
+        soft(z, b, n)
+        e = np.exp(v[20:20 + n] + b[:n] - np.max(v[20:20 + n] + b[:n]))
+        np.testing.assert_allclose(z, e / e.sum(), rtol=1e-5 if dtype == "float32" else 1e-13)

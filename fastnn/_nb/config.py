@@ -58,6 +58,17 @@ class _FastnnLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocato
     def get_cache_path(self):
         return self._cache_path
 
+    def get_source_stamp(self):
+        # The kernels inline numba intrinsics from vec.py: a change there must invalidate
+        # kernels.py's cached code too, so the stamp covers every module of this package.
+        stamps = [super().get_source_stamp()]
+        here = os.path.dirname(os.path.abspath(__file__))
+        for name in sorted(os.listdir(here)):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(here, name))
+                stamps.append((name, st.st_mtime, st.st_size))
+        return tuple(stamps)
+
 
 class _FallbackLocator(_FastnnLocator):
     """Used when the preferred directory is read-only: a private temp directory."""

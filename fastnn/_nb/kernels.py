@@ -8,18 +8,51 @@ jitted functions are passed around, which keeps the disk cache valid). Scalars i
 network's dtype come from the small array ``sc`` so float32 code never widens to float64.
 
 The input layer is sparse-aware: each sample's nonzero input indices are listed once
-(``nzi``/``nzc``) and the forward pass and the layer-0 weight gradient touch only those rows
-of W0 (MNIST pixels are ~81% exact zeros).
+(``nzi``/``nzc``, a vector compare + compress per 16 inputs) and the forward pass and the
+layer-0 weight gradient touch only those rows of W0 (MNIST pixels are ~81% exact zeros).
+
+Two paths (the algorithms of csrc/fnn_impl.h):
+- narrow nets (``train_serial``): phase A per sample (forward, loss, deltas of every layer,
+  next input row prefetched), then phase B: plain SGD updates the W0 rows of the nonzero
+  inputs in place and each dense weight row with its batch gradient held in registers;
+  other optimisers accumulate the same gradient into ``G`` (zero between steps; layer 0
+  sparsely) and run one dense update that leaves ``G`` zero.
+- wide nets (``train_batched``): gemm (np.dot on contiguous 2-D views) for layers with
+  min(n_in, n_out) >= GEMM_MIN, the sparse input layer in column blocks, dense update.
+The inner loops are the 16-lane vector blocks of vec.py (numba intrinsics).
 """
 
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 from .config import jit
+from .vec import (
+    VW,
+    blk_adam,
+    blk_axpy_rows,
+    blk_axpy_rows2,
+    blk_axpy_rows4,
+    blk_dot,
+    blk_momentum,
+    blk_mvd,
+    blk_mvd2,
+    blk_mvd4,
+    blk_mvs,
+    blk_mvs2,
+    blk_mvs4,
+    blk_nesterov,
+    blk_nz,
+    blk_rank1_rows,
+    blk_sgd,
+    blk_sigmoid,
+    blk_softmax,
+    prefetch,
+)
+
+WB = 4 * VW   # widest block: four vectors per row
 
 # codes shared with fastnn.activations / losses / numpy_backend (never renumbered)
 IDENTITY, SIGMOID, RELU, TANH, LEAKY_RELU, SOFTMAX = range(6)
@@ -32,44 +65,61 @@ SC_ZERO, SC_ONE, SC_HALF, SC_LEAKY, SC_TINY, SC_INVB = range(6)
 SC_LR, SC_MU, SC_B1, SC_B2, SC_OMB1, SC_OMB2, SC_EPS, SC_WD, SC_STEP, SC_BC2, SC_NEGLR = range(
     6, 17)
 N_SC = 17
+SC_PAD = 32   # in the workspace buffer F = [sc | A], A starts here (64-byte aligned)
 # slots of the float64 hyperparameter array ``hp``
 HP_LR, HP_MU, HP_B1, HP_B2, HP_EPS, HP_WD = range(6)
 N_HP = 6
 
 
-# ---------------------------------------------------------------- activations (per row / value)
+# The inner loops are the 16-lane blocks of vec.py (numba intrinsics: LLVM vector IR with
+# masked tails, accumulators in registers); this file only walks rows, layers and samples.
+# Offsets into the flat buffers are plain int64 element offsets.
 @jit()
-def act_forward(code, z, lo, n, sc):
-    """z[lo:lo+n] = f(z[lo:lo+n]) in place (one sample's layer output)."""
+def view2(buf, off, rows, cols):
+    return buf[off:off + rows * cols].reshape((rows, cols))
+
+
+# ---------------------------------------------------------------- activations (one row)
+@jit()
+def bias_act(Z, zo, n, params, bo, code, sc):
+    """Z[zo:zo+n] = f(Z[zo:zo+n] + params[bo:bo+n]) in place."""
     if code == SIGMOID:
-        one = sc[SC_ONE]
-        for j in range(lo, lo + n):
-            z[j] = one / (one + math.exp(-z[j]))
+        for j in range(0, n, VW):
+            blk_sigmoid(Z, zo + j, min(VW, n - j), params, bo + j)
+    elif code == SOFTMAX and n <= VW:
+        blk_softmax(Z, zo, n, params, bo)
     elif code == RELU:
         zero = sc[SC_ZERO]
-        for j in range(lo, lo + n):
-            v = z[j]
+        z, bb = Z[zo:zo + n], params[bo:bo + n]      # views: unit-stride loops that vectorise
+        for j in range(n):
+            v = z[j] + bb[j]
             z[j] = zero if v < zero else v          # NaN stays NaN, like np.maximum
     elif code == TANH:
-        for j in range(lo, lo + n):
-            z[j] = math.tanh(z[j])
+        for j in range(n):
+            Z[zo + j] = math.tanh(Z[zo + j] + params[bo + j])
     elif code == LEAKY_RELU:
         zero, slope = sc[SC_ZERO], sc[SC_LEAKY]
-        for j in range(lo, lo + n):
-            v = z[j]
+        z, bb = Z[zo:zo + n], params[bo:bo + n]
+        for j in range(n):
+            v = z[j] + bb[j]
             z[j] = v * slope if v < zero else v
     elif code == SOFTMAX:
-        mx = z[lo]
-        for j in range(lo + 1, lo + n):
-            if z[j] > mx:
-                mx = z[j]
+        for j in range(n):
+            Z[zo + j] += params[bo + j]
+        mx = Z[zo]
+        for j in range(1, n):
+            if Z[zo + j] > mx:
+                mx = Z[zo + j]
         s = sc[SC_ZERO]
-        for j in range(lo, lo + n):
-            e = math.exp(z[j] - mx)
-            z[j] = e
+        for j in range(n):
+            e = math.exp(Z[zo + j] - mx)
+            Z[zo + j] = e
             s += e
-        for j in range(lo, lo + n):
-            z[j] = z[j] / s
+        for j in range(n):
+            Z[zo + j] = Z[zo + j] / s
+    else:
+        for j in range(n):
+            Z[zo + j] += params[bo + j]
 
 
 @jit()
@@ -86,85 +136,175 @@ def act_deriv(code, a, d, sc):
     return d
 
 
-# ---------------------------------------------------------------- forward pass of one sample
+@jit()
+def deriv_rows(code, a, d, sc):
+    """d *= f'(a) elementwise (1-D views; the activation branch is outside the loop)."""
+    zero, one = sc[SC_ZERO], sc[SC_ONE]
+    n = d.shape[0]
+    if code == SIGMOID:
+        for p in range(n):
+            d[p] = d[p] * (a[p] * (one - a[p]))
+    elif code == RELU:
+        for p in range(n):
+            d[p] = zero if a[p] <= zero else d[p]
+    elif code == TANH:
+        for p in range(n):
+            d[p] = d[p] * (one - a[p] * a[p])
+    elif code == LEAKY_RELU:
+        slope = sc[SC_LEAKY]
+        for p in range(n):
+            d[p] = d[p] * slope if a[p] <= zero else d[p]
+
+
+# ---------------------------------------------------------------- matrix-vector pieces
 @jit()
 def nonzeros(x, r, idx):
-    """Indices of the nonzero entries of x[r] into idx; returns their count (branch-free)."""
+    """Indices of the nonzero entries of x[r] into idx (n_in + 16 slots); returns the count."""
+    n = x.shape[1]
     k = 0
-    for i in range(x.shape[1]):
-        idx[k] = i
-        k += x[r, i] != 0
+    for i0 in range(0, n, VW):
+        k = blk_nz(x, r * n + i0, min(VW, n - i0), idx, k, i0)
     return k
 
 
 @jit()
-def dense_in_sparse(params, o, n_out, x, r, idx, nnz, z, zo):
-    """z[zo:zo+n_out] = b + sum over nonzero i of x[r, i] * W[i, :] (W at params[o:])."""
-    ob = o + x.shape[1] * n_out
-    for j in range(n_out):
-        z[zo + j] = params[ob + j]
-    k = 0
-    while k + 4 <= nnz:
-        i0, i1, i2, i3 = idx[k], idx[k + 1], idx[k + 2], idx[k + 3]
-        x0, x1, x2, x3 = x[r, i0], x[r, i1], x[r, i2], x[r, i3]
-        w0, w1, w2, w3 = o + i0 * n_out, o + i1 * n_out, o + i2 * n_out, o + i3 * n_out
-        for j in range(n_out):
-            z[zo + j] += ((x0 * params[w0 + j] + x1 * params[w1 + j])
-                          + (x2 * params[w2 + j] + x3 * params[w3 + j]))
-        k += 4
-    while k < nnz:
-        i0 = idx[k]
-        x0 = x[r, i0]
-        w0 = o + i0 * n_out
-        for j in range(n_out):
-            z[zo + j] += x0 * params[w0 + j]
-        k += 1
+def prefetch_row(x, r):
+    n = x.shape[1]
+    step = max(1, 64 // x.itemsize)
+    for i in range(0, n, step):
+        prefetch(x, r * n + i)
 
 
 @jit()
-def dense_in_dense(params, o, n_in, n_out, a, ai, z, zo):
-    """z[zo:zo+n_out] = b + a[ai:ai+n_in] @ W (W at params[o:], row-major (n_in, n_out))."""
-    ob = o + n_in * n_out
-    for j in range(n_out):
-        z[zo + j] = params[ob + j]
-    i = 0
-    while i + 4 <= n_in:
-        x0, x1, x2, x3 = a[ai + i], a[ai + i + 1], a[ai + i + 2], a[ai + i + 3]
-        w0 = o + i * n_out
-        w1, w2, w3 = w0 + n_out, w0 + 2 * n_out, w0 + 3 * n_out
-        for j in range(n_out):
-            z[zo + j] += ((x0 * params[w0 + j] + x1 * params[w1 + j])
-                          + (x2 * params[w2 + j] + x3 * params[w3 + j]))
-        i += 4
-    while i < n_in:
-        x0 = a[ai + i]
-        w0 = o + i * n_out
-        for j in range(n_out):
-            z[zo + j] += x0 * params[w0 + j]
-        i += 1
+def mvs_w(Z, zo, t, W, wo, ldw, x, xo, idx, cnt, alpha, acc):
+    """Z[zo:zo+t] = (acc ? Z : 0) + alpha * sum_k x[xo+i_k] W[wo+i_k*ldw : +t], t <= 64."""
+    # several blocks per row pay only when all are full; a partial last block goes alone
+    if t == 4 * VW:
+        blk_mvs4(Z, zo, t, W, wo, ldw, x, xo, idx, cnt, alpha, acc)
+    elif t == 2 * VW:
+        blk_mvs2(Z, zo, t, W, wo, ldw, x, xo, idx, cnt, alpha, acc)
+    else:
+        for j in range(0, t, VW):
+            blk_mvs(Z, zo + j, min(VW, t - j), W, wo + j, ldw, x, xo, idx, cnt, alpha, acc)
 
 
 @jit()
-def forward_row(params, sizes, acts, offsets, x, r, b, A, aoff, nzi, nzc, sc):
-    """Forward pass of sample x[r] into row b of every layer block of A."""
+def mvd_w(Z, zo, t, M, mo, ldm, c, co, cs, cnt, alpha, acc):
+    """Z[zo:zo+t] = (acc ? Z : 0) + alpha * sum_k c[co+k*cs] M[mo+k*ldm : +t], t <= 64."""
+    # several blocks per row pay only when all are full; a partial last block goes alone
+    if t == 4 * VW:
+        blk_mvd4(Z, zo, t, M, mo, ldm, c, co, cs, cnt, alpha, acc)
+    elif t == 2 * VW:
+        blk_mvd2(Z, zo, t, M, mo, ldm, c, co, cs, cnt, alpha, acc)
+    else:
+        for j in range(0, t, VW):
+            blk_mvd(Z, zo + j, min(VW, t - j), M, mo + j, ldm, c, co, cs, cnt, alpha, acc)
+
+
+@jit()
+def axpy_rows_w(W, wo, ldw, t, x, xo, idx, k0, k1, alpha, d, do):
+    """W[wo+i*ldw : +t] += (alpha x[xo+i]) d[do:do+t] for the listed rows i, t <= 64."""
+    # several blocks per row pay only when all are full; a partial last block goes alone
+    if t == 4 * VW:
+        blk_axpy_rows4(W, wo, ldw, t, x, xo, idx, k0, k1, alpha, d, do)
+    elif t == 2 * VW:
+        blk_axpy_rows2(W, wo, ldw, t, x, xo, idx, k0, k1, alpha, d, do)
+    else:
+        for j in range(0, t, VW):
+            blk_axpy_rows(W, wo + j, ldw, min(VW, t - j), x, xo, idx, k0, k1, alpha, d,
+                          do + j)
+
+
+@jit()
+def mv_sparse(Z, zo, n, W, wo, x, xo, idx, cnt, sc):
+    """Z[zo:zo+n] = sum_k x[xo+i_k] * W[wo + i_k*n : +n] (W row-major (n_in, n))."""
+    one = sc[SC_ONE]
+    for j in range(0, n, WB):
+        mvs_w(Z, zo + j, min(WB, n - j), W, wo + j, n, x, xo, idx, cnt, one, False)
+
+
+@jit()
+def mv_dense(Z, zo, n, W, wo, a, ao, n_in, sc):
+    """Z[zo:zo+n] = sum_i a[ao+i] * W[wo + i*n : +n]."""
+    one = sc[SC_ONE]
+    for j in range(0, n, WB):
+        mvd_w(Z, zo + j, min(WB, n - j), W, wo + j, n, a, ao, 1, n_in, one, False)
+
+
+@jit()
+def back_row(params, wo, n_in, n, D, do, di, A, ai, code, sc):
+    """D[di+i] = f'(A[ai+i]) * sum_j W[i, j] D[do+j]: the input deltas of one sample."""
+    for i in range(n_in):
+        s = sc[SC_ZERO]
+        for j in range(0, n, VW):
+            s += blk_dot(params, wo + i * n + j, D, do + j, min(VW, n - j))
+        D[di + i] = act_deriv(code, A[ai + i], s, sc)
+
+
+@jit()
+def grad_rows(tgt, wo, n_in, n, A, ai, lda, D, do, ldd, B, alpha, sc):
+    """tgt[W rows] += alpha * sum_b A[ai+b*lda+i] * D[do+b*ldd : +n]; then the bias row.
+
+    A dense layer's weight gradient (or, with tgt = params and alpha = -lr, its plain SGD
+    update), one weight row at a time with the row's gradient in registers.
+    """
+    if B == 1 and n <= VW:     # one sample: a rank-1 update, row after row
+        blk_rank1_rows(tgt, wo, n, n, A, ai, D, 0, n_in, alpha, D, do)
+    else:
+        for i in range(n_in):
+            for j in range(0, n, WB):
+                mvd_w(tgt, wo + i * n + j, min(WB, n - j), D, do + j, ldd, A, ai + i, lda, B,
+                      alpha, True)
+    bo = wo + n_in * n
+    for j in range(0, n, WB):
+        mvd_w(tgt, bo + j, min(WB, n - j), D, do + j, ldd, sc, SC_ONE, 0, B, alpha, True)
+
+
+# ---------------------------------------------------------------- forward of one sample
+@jit()
+def forward_one(params, sizes, acts, offsets, x, r, b, A, aoff, nzi, sc):
+    """Forward pass of sample x[r] into row b of every layer block of A (layer 0 sparse);
+    returns the number of nonzero inputs (listed in nzi[b])."""
     L = acts.shape[0]
     idx = nzi[b]
     nnz = nonzeros(x, r, idx)
-    nzc[b] = nnz
-    n1 = sizes[1]
+    n0, n1 = sizes[0], sizes[1]
+    o = offsets[0]
     zo = aoff[1] + b * n1
-    dense_in_sparse(params, offsets[0], n1, x, r, idx, nnz, A, zo)
-    act_forward(acts[0], A, zo, n1, sc)
+    if n1 <= VW:
+        blk_mvs(A, zo, n1, params, o, n1, x, r * n0, idx, nnz, sc[SC_ONE], False)
+    else:
+        mv_sparse(A, zo, n1, params, o, x, r * n0, idx, nnz, sc)
+    bias_act(A, zo, n1, params, o + n0 * n1, acts[0], sc)
     for l in range(1, L):
-        n_in, n_out = sizes[l], sizes[l + 1]
-        zo = aoff[l + 1] + b * n_out
-        dense_in_dense(params, offsets[l], n_in, n_out, A, aoff[l] + b * n_in, A, zo)
-        act_forward(acts[l], A, zo, n_out, sc)
+        ni, no = sizes[l], sizes[l + 1]
+        o = offsets[l]
+        ai = zo
+        zo = aoff[l + 1] + b * no
+        if no <= VW:
+            blk_mvd(A, zo, no, params, o, no, A, ai, 1, ni, sc[SC_ONE], False)
+        else:
+            mv_dense(A, zo, no, params, o, A, ai, ni, sc)
+        bias_act(A, zo, no, params, o + ni * no, acts[l], sc)
+    return nnz
 
 
 # ---------------------------------------------------------------- loss, accuracy, output delta
 @jit()
-def output_row(loss, out_act, acc_mode, A, ao, y, r, n_out, D, sc):
+def argmax(a, lo, n):
+    """numpy's argmax of a[lo:lo+n]: the first maximum (the first NaN if there is one)."""
+    best = lo
+    for j in range(lo, lo + n):
+        v = a[j]
+        if v != v:
+            return j - lo
+        if v > a[best]:
+            best = j
+    return best - lo
+
+
+@jit()
+def head(loss, out_act, acc_mode, A, D, ao, y, r, n_out, sc):
     """Loss of one sample (float64), its correct count, and its output delta into D[ao:]."""
     tiny, one, zero = sc[SC_TINY], sc[SC_ONE], sc[SC_ZERO]
     lval = 0.0
@@ -177,7 +317,10 @@ def output_row(loss, out_act, acc_mode, A, ao, y, r, n_out, D, sc):
     elif loss == CROSS_ENTROPY:
         s = zero
         for j in range(n_out):
-            s += y[r, j] * math.log(max(A[ao + j], tiny))
+            yj = y[r, j]
+            a = A[ao + j]
+            if yj != zero or a != a:     # y_j = 0 adds exactly 0 unless a is NaN: skip it
+                s += yj * math.log(max(a, tiny))
         lval = -float(s)
     else:
         s1 = zero
@@ -203,157 +346,33 @@ def output_row(loss, out_act, acc_mode, A, ao, y, r, n_out, D, sc):
     return lval, correct
 
 
-@jit()
-def argmax(a, lo, n):
-    """numpy's argmax: the first maximum (the first NaN if there is one)."""
-    best = lo
-    for j in range(lo, lo + n):
-        v = a[j]
-        if v != v:
-            return j - lo
-        if v > a[best]:
-            best = j
-    return best - lo
-
-
-# ---------------------------------------------------------------- backward pass of a batch
-@jit()
-def backward_layer(params, o, n_in, n_out, in_act, A, D, ai, ao, r0, r1, tgt, scale, sc):
-    """Layer l >= 1 for batch rows r0..r1: input deltas into D[ai:], tgt[W, b] += scale * grad.
-
-    A/D blocks: the layer's input at ``ai`` (rows of n_in), its output at ``ao`` (n_out).
-    With tgt = params and scale = -lr this is the plain SGD update applied in place: each
-    weight row gives the input deltas of every sample before it is updated.
-    """
-    for i in range(n_in):
-        w = o + i * n_out
-        for b in range(r0, r1):
-            do = ao + b * n_out
-            s = sc[SC_ZERO]
-            for j in range(n_out):
-                s += params[w + j] * D[do + j]
-            p = ai + b * n_in + i
-            D[p] = act_deriv(in_act, A[p], s, sc)
-        for b in range(r0, r1):
-            do = ao + b * n_out
-            c = scale * A[ai + b * n_in + i]
-            for j in range(n_out):
-                tgt[w + j] += c * D[do + j]
-    ob = o + n_in * n_out
-    for b in range(r0, r1):
-        do = ao + b * n_out
-        for j in range(n_out):
-            tgt[ob + j] += scale * D[do + j]
-
-
-@jit()
-def backward_input_layer(o, n_in, n_out, x, order, lo, D, ao, r0, r1, nzi, nzc, tgt, scale):
-    """Layer 0: tgt[W0, b0] += scale * grad, touching only rows of W0 with x != 0."""
-    ob = o + n_in * n_out
-    for b in range(r0, r1):
-        r = order[lo + b]
-        do = ao + b * n_out
-        idx = nzi[b]
-        nnz = nzc[b]
-        k = 0
-        while k + 2 <= nnz:
-            i0, i1 = idx[k], idx[k + 1]
-            c0, c1 = scale * x[r, i0], scale * x[r, i1]
-            w0, w1 = o + i0 * n_out, o + i1 * n_out
-            for j in range(n_out):
-                dj = D[do + j]
-                tgt[w0 + j] += c0 * dj
-                tgt[w1 + j] += c1 * dj
-            k += 2
-        if k < nnz:
-            i0 = idx[k]
-            c0 = scale * x[r, i0]
-            w0 = o + i0 * n_out
-            for j in range(n_out):
-                tgt[w0 + j] += c0 * D[do + j]
-        for j in range(n_out):
-            tgt[ob + j] += scale * D[do + j]
-
-
-@jit()
-def batch_forward_backward(params, sizes, acts, offsets, loss, acc_mode, x, y, order, lo, B,
-                           A, D, aoff, nzi, nzc, sc, tgt, scale):
-    """One batch (rows order[lo:lo+B]): forward, loss/accuracy, backward into tgt * scale."""
-    L = acts.shape[0]
-    n_out = sizes[L]
-    lsum = 0.0
-    correct = 0
-    sc[SC_INVB] = 1.0 / B
-    for b in range(B):
-        r = order[lo + b]
-        forward_row(params, sizes, acts, offsets, x, r, b, A, aoff, nzi, nzc, sc)
-        lv, c = output_row(loss, acts[L - 1], acc_mode, A, aoff[L] + b * n_out, y, r, n_out,
-                           D, sc)
-        lsum += lv
-        correct += c
-    for l in range(L - 1, 0, -1):
-        backward_layer(params, offsets[l], sizes[l], sizes[l + 1], acts[l - 1], A, D, aoff[l],
-                       aoff[l + 1], 0, B, tgt, scale, sc)
-    backward_input_layer(offsets[0], sizes[0], sizes[1], x, order, lo, D, aoff[1], 0, B,
-                         nzi, nzc, tgt, scale)
-    return lsum, correct
-
-
 # ---------------------------------------------------------------- optimiser update
 @jit()
-def update_segment(kind, p, g, m, v, sc, lo, hi, decay):
-    """One optimiser step on p[lo:hi] with gradient g (then g is cleared for the next step)."""
-    lr, wd = sc[SC_LR], sc[SC_WD]
-    zero = sc[SC_ZERO]
-    if decay:
-        for k in range(lo, hi):
-            g[k] += wd * p[k]
+def update_seg(kind, p, g, m, v, lo, hi, sc, decay):
+    """One optimiser step on p[lo:hi] with gradient g[lo:hi] (16-lane blocks); g is cleared."""
     if kind == SGD:
-        for k in range(lo, hi):
-            p[k] -= lr * g[k]
-            g[k] = zero
+        for k in range(lo, hi, VW):
+            blk_sgd(p, g, m, v, k, min(VW, hi - k), sc, decay)
     elif kind == MOMENTUM:
-        mu = sc[SC_MU]
-        for k in range(lo, hi):
-            vk = mu * m[k] + g[k]
-            m[k] = vk
-            p[k] -= lr * vk
-            g[k] = zero
+        for k in range(lo, hi, VW):
+            blk_momentum(p, g, m, v, k, min(VW, hi - k), sc, decay)
     elif kind == NESTEROV:
-        mu = sc[SC_MU]
-        for k in range(lo, hi):
-            gk = g[k]
-            vk = mu * m[k] + gk
-            m[k] = vk
-            p[k] -= lr * (gk + mu * vk)
-            g[k] = zero
+        for k in range(lo, hi, VW):
+            blk_nesterov(p, g, m, v, k, min(VW, hi - k), sc, decay)
     else:
-        b1, b2, omb1, omb2 = sc[SC_B1], sc[SC_B2], sc[SC_OMB1], sc[SC_OMB2]
-        step, bc2, eps = sc[SC_STEP], sc[SC_BC2], sc[SC_EPS]
-        for k in range(lo, hi):
-            gk = g[k]
-            mk = b1 * m[k] + omb1 * gk
-            vk = b2 * v[k] + omb2 * gk * gk
-            m[k] = mk
-            v[k] = vk
-            p[k] -= step * mk / (math.sqrt(vk) / bc2 + eps)
-            g[k] = zero
+        for k in range(lo, hi, VW):
+            blk_adam(p, g, m, v, k, min(VW, hi - k), sc, decay)
 
 
 @jit()
-def update_range(kind, sizes, offsets, p, g, m, v, sc, lo, hi):
-    """Optimiser step on p[lo:hi]; weight decay only on the weight blocks."""
+def update_all(kind, sizes, offsets, p, g, m, v, sc):
+    """Optimiser step on every parameter (weight decay on weights only); g is left zero."""
     decay = sc[SC_WD] != sc[SC_ZERO]
     for l in range(offsets.shape[0]):
         w0 = offsets[l]
         w1 = w0 + sizes[l] * sizes[l + 1]
-        b1 = w1 + sizes[l + 1]
-        a, e = max(lo, w0), min(hi, w1)
-        if a < e:
-            update_segment(kind, p, g, m, v, sc, a, e, decay)
-        a, e = max(lo, w1), min(hi, b1)
-        if a < e:
-            update_segment(kind, p, g, m, v, sc, a, e, False)
+        update_seg(kind, p, g, m, v, w0, w1, sc, decay)
+        update_seg(kind, p, g, m, v, w1, w1 + sizes[l + 1], sc, False)
 
 
 @jit()
@@ -376,33 +395,195 @@ def load_hyper(sc, hp):
     sc[SC_WD] = hp[HP_WD]
 
 
-# ---------------------------------------------------------------- entry points
+# ---------------------------------------------------------------- fused per-sample step (narrow)
+@jit()
+def phase_a(params, sizes, acts, offsets, loss, acc_mode, x, y, order, lo, B, nnext, A, D, aoff,
+            nzi, nzc, sc):
+    """Per sample: forward (sparse layer 0), loss/accuracy, the deltas of every layer >= 1.
+
+    The next sample's input row (a random row of x) is prefetched while this one runs.
+    """
+    L = acts.shape[0]
+    n_out = sizes[L]
+    lsum = 0.0
+    correct = 0
+    for b in range(B):
+        if b + 1 < nnext:
+            prefetch_row(x, order[lo + b + 1])
+        r = order[lo + b]
+        nzc[b] = forward_one(params, sizes, acts, offsets, x, r, b, A, aoff, nzi, sc)
+        ao = aoff[L] + b * n_out
+        lv, c = head(loss, acts[L - 1], acc_mode, A, D, ao, y, r, n_out, sc)
+        lsum += lv
+        correct += c
+        for l in range(L - 1, 0, -1):
+            ni, no = sizes[l], sizes[l + 1]
+            back_row(params, offsets[l], ni, no, D, aoff[l + 1] + b * no, aoff[l] + b * ni, A,
+                     aoff[l] + b * ni, acts[l - 1], sc)
+    return lsum, correct
+
+
+@jit()
+def phase_b(sizes, offsets, x, order, lo, B, A, D, aoff, nzi, nzc, sc, tgt, alpha):
+    """tgt[W, b] += alpha * (batch gradient); layer 0 only on the rows with x != 0.
+
+    tgt = params, alpha = -lr: the plain SGD update applied in place (layer 0 sample by
+    sample, in batch order); tgt = the gradient buffer (zero between steps), alpha = 1.
+    """
+    L = offsets.shape[0]
+    n0, n1 = sizes[0], sizes[1]
+    o = offsets[0]
+    d1 = aoff[1]
+    for b in range(B):
+        r = order[lo + b]
+        do = d1 + b * n1
+        if n1 <= VW:
+            blk_axpy_rows(tgt, o, n1, n1, x, r * n0, nzi[b], 0, nzc[b], alpha, D, do)
+        else:
+            for j in range(0, n1, WB):
+                axpy_rows_w(tgt, o + j, n1, min(WB, n1 - j), x, r * n0, nzi[b], 0, nzc[b],
+                            alpha, D, do + j)
+    bo = o + n0 * n1
+    for j in range(0, n1, WB):
+        mvd_w(tgt, bo + j, min(WB, n1 - j), D, d1 + j, n1, sc, SC_ONE, 0, B, alpha, True)
+    for l in range(1, L):
+        ni, no = sizes[l], sizes[l + 1]
+        grad_rows(tgt, offsets[l], ni, no, A, aoff[l], ni, D, aoff[l + 1], no, B, alpha, sc)
+
+
 @jit()
 def train_serial(params, sizes, acts, offsets, loss, acc_mode, x, y, order, start, nsteps, bs,
                  kind, t0, hp, sc, m, v, A, D, aoff, nzi, nzc, G):
-    """nsteps minibatch steps on one thread; returns (loss sum, correct count)."""
+    """nsteps minibatch steps of the per-sample path; returns (loss sum, correct count)."""
     load_hyper(sc, hp)
     n = order.shape[0]
     direct = kind == SGD and hp[HP_WD] == 0.0
     g = G[0]
-    P = params.shape[0]
-    if not direct:
-        g[:] = sc[SC_ZERO]
     lsum = 0.0
     correct = 0
     for s in range(nsteps):
         lo = start + s * bs
         B = min(bs, n - lo)
+        sc[SC_INVB] = 1.0 / B
+        nnext = n - lo if s + 1 < nsteps else B      # prefetch into the next step too
+        ls, c = phase_a(params, sizes, acts, offsets, loss, acc_mode, x, y, order, lo, B, nnext,
+                        A, D, aoff, nzi, nzc, sc)
         if direct:
-            ls, c = batch_forward_backward(params, sizes, acts, offsets, loss, acc_mode, x, y,
-                                           order, lo, B, A, D, aoff, nzi, nzc, sc, params,
-                                           sc[SC_NEGLR])
+            phase_b(sizes, offsets, x, order, lo, B, A, D, aoff, nzi, nzc, sc, params,
+                    sc[SC_NEGLR])
         else:
-            ls, c = batch_forward_backward(params, sizes, acts, offsets, loss, acc_mode, x, y,
-                                           order, lo, B, A, D, aoff, nzi, nzc, sc, g,
-                                           sc[SC_ONE])
+            phase_b(sizes, offsets, x, order, lo, B, A, D, aoff, nzi, nzc, sc, g, sc[SC_ONE])
             set_step_scalars(sc, hp, t0 + s + 1)
-            update_range(kind, sizes, offsets, params, g, m, v, sc, 0, P)
+            update_all(kind, sizes, offsets, params, g, m, v, sc)
+        lsum += ls
+        correct += c
+    return lsum, correct
+
+
+# ---------------------------------------------------------------- batched path (wide layers)
+# Layers with min(n_in, n_out) >= GEMM_MIN use BLAS gemm (np.dot on contiguous 2-D views); the
+# input layer stays sparse (per-sample nonzero lists), worked in column blocks that keep the
+# touched part of W0 / G0 in L2 across the batch.
+GEMM_MIN = 32
+COLBLOCK = 64
+
+
+@jit()
+def batch_forward(params, sizes, acts, offsets, x, order, lo, B, A, aoff, nzi, nzc, sc):
+    """Forward rows order[lo:lo+B] into A (row b of every layer block)."""
+    L = acts.shape[0]
+    n0, n1 = sizes[0], sizes[1]
+    o = offsets[0]
+    one = sc[SC_ONE]
+    for b in range(B):
+        if b + 1 < B:
+            prefetch_row(x, order[lo + b + 1])
+        nzc[b] = nonzeros(x, order[lo + b], nzi[b])
+    for j0 in range(0, n1, COLBLOCK):
+        j1 = min(n1, j0 + COLBLOCK)
+        for b in range(B):
+            r = order[lo + b]
+            idx = nzi[b]
+            zo = aoff[1] + b * n1
+            mvs_w(A, zo + j0, j1 - j0, params, o + j0, n1, x, r * n0, idx, nzc[b], one, False)
+    for b in range(B):
+        bias_act(A, aoff[1] + b * n1, n1, params, o + n0 * n1, acts[0], sc)
+    for l in range(1, L):
+        ni, no = sizes[l], sizes[l + 1]
+        o = offsets[l]
+        if B >= 8 and min(ni, no) >= GEMM_MIN:
+            np.dot(view2(A, aoff[l], B, ni), view2(params, o, ni, no), view2(A, aoff[l + 1], B, no))
+        else:
+            for b in range(B):
+                mv_dense(A, aoff[l + 1] + b * no, no, params, o, A, aoff[l] + b * ni, ni, sc)
+        for b in range(B):
+            bias_act(A, aoff[l + 1] + b * no, no, params, o + ni * no, acts[l], sc)
+
+
+@jit()
+def batch_grad(params, sizes, acts, offsets, loss, acc_mode, x, y, order, lo, B, A, D, aoff,
+               nzi, nzc, sc, g):
+    """Forward, loss and the gradient of the batch-mean loss into g (g zero on entry)."""
+    L = acts.shape[0]
+    n_out = sizes[L]
+    sc[SC_INVB] = 1.0 / B
+    batch_forward(params, sizes, acts, offsets, x, order, lo, B, A, aoff, nzi, nzc, sc)
+    lsum = 0.0
+    correct = 0
+    for b in range(B):
+        lv, c = head(loss, acts[L - 1], acc_mode, A, D, aoff[L] + b * n_out, y, order[lo + b],
+                     n_out, sc)
+        lsum += lv
+        correct += c
+    one = sc[SC_ONE]
+    for l in range(L - 1, 0, -1):
+        ni, no = sizes[l], sizes[l + 1]
+        o = offsets[l]
+        if B >= 8 and min(ni, no) >= GEMM_MIN:
+            Al = view2(A, aoff[l], B, ni)
+            Dn = view2(D, aoff[l + 1], B, no)
+            np.dot(Al.T, Dn, view2(g, o, ni, no))
+            bo = o + ni * no
+            for j in range(0, no, WB):
+                mvd_w(g, bo + j, min(WB, no - j), D, aoff[l + 1] + j, no, sc, SC_ONE, 0, B, one,
+                      True)
+            np.dot(Dn, view2(params, o, ni, no).T, view2(D, aoff[l], B, ni))
+            deriv_rows(acts[l - 1], A[aoff[l]:aoff[l] + B * ni], D[aoff[l]:aoff[l] + B * ni], sc)
+        else:
+            grad_rows(g, o, ni, no, A, aoff[l], ni, D, aoff[l + 1], no, B, one, sc)
+            for b in range(B):
+                back_row(params, o, ni, no, D, aoff[l + 1] + b * no, aoff[l] + b * ni, A,
+                         aoff[l] + b * ni, acts[l - 1], sc)
+    n0, n1 = sizes[0], sizes[1]
+    o = offsets[0]
+    for j0 in range(0, n1, COLBLOCK):
+        j1 = min(n1, j0 + COLBLOCK)
+        for b in range(B):
+            r = order[lo + b]
+            axpy_rows_w(g, o + j0, n1, j1 - j0, x, r * n0, nzi[b], 0, nzc[b], one, D,
+                        aoff[1] + b * n1 + j0)
+    bo = o + n0 * n1
+    for j in range(0, n1, WB):
+        mvd_w(g, bo + j, min(WB, n1 - j), D, aoff[1] + j, n1, sc, SC_ONE, 0, B, one, True)
+    return lsum, correct
+
+
+@jit()
+def train_batched(params, sizes, acts, offsets, loss, acc_mode, x, y, order, start, nsteps, bs,
+                  kind, t0, hp, sc, m, v, A, D, aoff, nzi, nzc, G):
+    """nsteps minibatch steps of the batched path; returns (loss sum, correct count)."""
+    load_hyper(sc, hp)
+    n = order.shape[0]
+    g = G[0]
+    lsum = 0.0
+    correct = 0
+    for s in range(nsteps):
+        lo = start + s * bs
+        B = min(bs, n - lo)
+        ls, c = batch_grad(params, sizes, acts, offsets, loss, acc_mode, x, y, order, lo, B, A,
+                           D, aoff, nzi, nzc, sc, g)
+        set_step_scalars(sc, hp, t0 + s + 1)
+        update_all(kind, sizes, offsets, params, g, m, v, sc)
         lsum += ls
         correct += c
     return lsum, correct
@@ -414,219 +595,55 @@ def loss_grad_kernel(params, sizes, acts, offsets, loss, x, y, order, A, D, aoff
     """Mean loss over all rows of x and its gradient into grad."""
     grad[:] = sc[SC_ZERO]
     B = x.shape[0]
-    ls, _ = batch_forward_backward(params, sizes, acts, offsets, loss, ACC_NONE, x, y, order, 0,
-                                   B, A, D, aoff, nzi, nzc, sc, grad, sc[SC_ONE])
+    ls, _ = batch_grad(params, sizes, acts, offsets, loss, ACC_NONE, x, y, order, 0, B, A, D,
+                       aoff, nzi, nzc, sc, grad)
     return ls / B
 
 
+# ---------------------------------------------------------------- prediction
 @jit()
-def predict_serial(params, sizes, acts, offsets, x, out, A, aoff, nzi, nzc, sc):
-    """out[r] = network(x[r]) for every row, one sample at a time (row 0 of the workspace)."""
+def predict_serial(params, sizes, acts, offsets, x, out, A, aoff, nzi, nzc, sc, batched):
+    """out[r] = network(x[r]): per sample (narrow nets) or in chunks of the workspace (gemm)."""
     L = acts.shape[0]
     n_out = sizes[L]
+    N = x.shape[0]
+    bs = nzi.shape[0]
     ao = aoff[L]
-    for r in range(x.shape[0]):
-        forward_row(params, sizes, acts, offsets, x, r, 0, A, aoff, nzi, nzc, sc)
+    if batched and N > 1:
+        order = np.arange(N)
+        for lo in range(0, N, bs):
+            B = min(bs, N - lo)
+            batch_forward(params, sizes, acts, offsets, x, order, lo, B, A, aoff, nzi, nzc, sc)
+            for b in range(B):
+                for j in range(n_out):
+                    out[lo + b, j] = A[ao + b * n_out + j]
+        return
+    for r in range(N):
+        if r + 1 < N:
+            prefetch_row(x, r + 1)
+        forward_one(params, sizes, acts, offsets, x, r, 0, A, aoff, nzi, sc)
         for j in range(n_out):
             out[r, j] = A[ao + j]
 
 
 @jit()
-def predict_one(params, sizes, acts, offsets, x, out, A, aoff, nzi, nzc, sc):
-    """out = network(x) for one 1-D sample; returns False (out untouched) if x has NaN/inf."""
+def predict_one(params, lay, x, out, F, nzi):
+    """out = network(x) for one 1-D sample; returns False (out untouched) if x has NaN/inf.
+
+    Few arguments on purpose (each array costs ~50 ns to unbox per call from Python):
+    lay = [sizes, acts, offsets, aoff] (int64), F = [sc, A] (the workspace's scalars and
+    activations, see numba_backend.Workspace).
+    """
     for i in range(x.shape[0]):
         if not np.isfinite(x[i]):
             return False
-    predict_serial(params, sizes, acts, offsets, x.reshape((1, x.shape[0])),
-                   out.reshape((1, out.shape[0])), A, aoff, nzi, nzc, sc)
-    return True
-
-
-# ---------------------------------------------------------------- batched path (wide layers)
-# Layers l >= 1 use BLAS gemm (np.dot on contiguous 2-D views); the input layer stays sparse:
-# its forward pass is per sample, its gradient per input feature from a per-step column index
-# of the batch (which samples have x[:, i] != 0), fused with the optimiser update of row i.
-@jit()
-def view2(buf, off, rows, cols):
-    return buf[off:off + rows * cols].reshape((rows, cols))
-
-
-@jit()
-def forward_rows_sparse(params, sizes, acts, offsets, x, order, lo, r0, r1, A, aoff, nzi, nzc,
-                        sc):
-    """Input layer (sparse) of batch rows r0..r1 into A's layer-1 block, activation included."""
-    n1 = sizes[1]
-    for b in range(r0, r1):
-        r = order[lo + b]
-        idx = nzi[b]
-        nnz = nonzeros(x, r, idx)
-        nzc[b] = nnz
-        zo = aoff[1] + b * n1
-        dense_in_sparse(params, offsets[0], n1, x, r, idx, nnz, A, zo)
-        act_forward(acts[0], A, zo, n1, sc)
-
-
-@jit()
-def bias_act_rows(params, o, n_in, n_out, code, A, ao, r0, r1, sc):
-    ob = o + n_in * n_out
-    for b in range(r0, r1):
-        zo = ao + b * n_out
-        for j in range(n_out):
-            A[zo + j] += params[ob + j]
-        act_forward(code, A, zo, n_out, sc)
-
-
-@jit()
-def deriv_rows(code, A, D, ai, n, r0, r1, sc):
-    for p in range(ai + r0 * n, ai + r1 * n):
-        D[p] = act_deriv(code, A[p], D[p], sc)
-
-
-@jit()
-def column_index(nzi, nzc, B, n_in, cstart, cb):
-    """cb[cstart[i]:cstart[i+1]] = the batch rows b (ascending) with x[b, i] != 0."""
-    for i in range(n_in + 1):
-        cstart[i] = 0
-    for b in range(B):
-        idx = nzi[b]
-        for k in range(nzc[b]):
-            cstart[idx[k] + 1] += 1
-    for i in range(n_in):
-        cstart[i + 1] += cstart[i]
-    for b in range(B):
-        idx = nzi[b]
-        for k in range(nzc[b]):
-            i = idx[k]
-            cb[cstart[i]] = b
-            cstart[i] += 1
-    for i in range(n_in, 0, -1):
-        cstart[i] = cstart[i - 1]
-    cstart[0] = 0
-
-
-@jit()
-def update_row(kind, p, m, v, po, g, n, sc, decay):
-    """Optimiser step on p[po:po+n] with gradient g[0:n]."""
-    lr, wd = sc[SC_LR], sc[SC_WD]
-    if decay:
-        for j in range(n):
-            g[j] += wd * p[po + j]
-    if kind == SGD:
-        for j in range(n):
-            p[po + j] -= lr * g[j]
-    elif kind == MOMENTUM:
-        mu = sc[SC_MU]
-        for j in range(n):
-            vk = mu * m[po + j] + g[j]
-            m[po + j] = vk
-            p[po + j] -= lr * vk
-    elif kind == NESTEROV:
-        mu = sc[SC_MU]
-        for j in range(n):
-            vk = mu * m[po + j] + g[j]
-            m[po + j] = vk
-            p[po + j] -= lr * (g[j] + mu * vk)
-    else:
-        b1, b2, omb1, omb2 = sc[SC_B1], sc[SC_B2], sc[SC_OMB1], sc[SC_OMB2]
-        step, bc2, eps = sc[SC_STEP], sc[SC_BC2], sc[SC_EPS]
-        for j in range(n):
-            gk = g[j]
-            mk = b1 * m[po + j] + omb1 * gk
-            vk = b2 * v[po + j] + omb2 * gk * gk
-            m[po + j] = mk
-            v[po + j] = vk
-            p[po + j] -= step * mk / (math.sqrt(vk) / bc2 + eps)
-
-
-@jit()
-def input_layer_update(kind, direct, params, m, v, o, n_in, n1, x, order, lo, D, ao, cstart, cb,
-                       grow, i0, i1, sc):
-    """Rows i0..i1 of W0: gradient sum_b x[b,i] D1[b,:] (from the column index), then update."""
-    zero = sc[SC_ZERO]
-    decay = sc[SC_WD] != zero
-    for i in range(i0, i1):
-        c0, c1 = cstart[i], cstart[i + 1]
-        if direct and c0 == c1:
-            continue
-        for j in range(n1):
-            grow[j] = zero
-        for c in range(c0, c1):
-            b = cb[c]
-            xv = x[order[lo + b], i]
-            do = ao + b * n1
-            for j in range(n1):
-                grow[j] += xv * D[do + j]
-        update_row(kind, params, m, v, o + i * n1, grow, n1, sc, decay)
-
-
-@jit(parallel=True)
-def train_batched(params, sizes, acts, offsets, loss, acc_mode, x, y, order, start, nsteps, bs,
-                  kind, t0, hp, sc, m, v, A, D, aoff, nzi, nzc, G, cstart, cb, grow, nchunks):
-    """nsteps minibatch steps; gemm for layers >= 1, sparse input layer, nchunks threads."""
-    load_hyper(sc, hp)
-    n = order.shape[0]
-    L = acts.shape[0]
+    L = (lay.shape[0] - 2) // 4
+    sizes, acts = lay[0:L + 1], lay[L + 1:2 * L + 1]
+    offsets, aoff = lay[2 * L + 1:3 * L + 1], lay[3 * L + 1:4 * L + 2]
+    sc, A = F[:N_SC], F[SC_PAD:]
     n_out = sizes[L]
-    n_in, n1 = sizes[0], sizes[1]
-    direct = kind == SGD and hp[HP_WD] == 0.0
-    lsum = 0.0
-    correct = 0
-    for s in range(nsteps):
-        lo = start + s * bs
-        B = min(bs, n - lo)
-        sc[SC_INVB] = 1.0 / B
-        if kind == ADAM:
-            set_step_scalars(sc, hp, t0 + s + 1)
-        # forward: sparse input layer per sample (rows split over threads), then gemm layers
-        for c in numba.prange(nchunks):
-            r0 = c * B // nchunks
-            r1 = (c + 1) * B // nchunks
-            forward_rows_sparse(params, sizes, acts, offsets, x, order, lo, r0, r1, A, aoff,
-                                nzi, nzc, sc)
-        for l in range(1, L):
-            ni, no = sizes[l], sizes[l + 1]
-            np.dot(view2(A, aoff[l], B, ni), view2(params, offsets[l], ni, no),
-                   view2(A, aoff[l + 1], B, no))
-            bias_act_rows(params, offsets[l], ni, no, acts[l], A, aoff[l + 1], 0, B, sc)
-        for b in range(B):
-            r = order[lo + b]
-            lv, cc = output_row(loss, acts[L - 1], acc_mode, A, aoff[L] + b * n_out, y, r,
-                                n_out, D, sc)
-            lsum += lv
-            correct += cc
-        # backward through the gemm layers (gradient into G[0], then the update)
-        g = G[0]
-        for l in range(L - 1, 0, -1):
-            ni, no = sizes[l], sizes[l + 1]
-            o = offsets[l]
-            Dout = view2(D, aoff[l + 1], B, no)
-            np.dot(view2(A, aoff[l], B, ni).T, Dout, view2(g, o, ni, no))
-            ob = o + ni * no
-            for j in range(no):
-                g[ob + j] = sc[SC_ZERO]
-            for b in range(B):
-                for j in range(no):
-                    g[ob + j] += Dout[b, j]
-            np.dot(Dout, view2(params, o, ni, no).T, view2(D, aoff[l], B, ni))
-            deriv_rows(acts[l - 1], A, D, aoff[l], ni, 0, B, sc)
-            decay = sc[SC_WD] != sc[SC_ZERO]
-            update_row(kind, params, m, v, o, g[o:], ni * no, sc, decay)
-            update_row(kind, params, m, v, ob, g[ob:], no, sc, False)
-        # input layer: column index of the batch, then per-feature gradient + update
-        column_index(nzi, nzc, B, n_in, cstart, cb)
-        o = offsets[0]
-        for c in numba.prange(nchunks):
-            i0 = c * n_in // nchunks
-            i1 = (c + 1) * n_in // nchunks
-            input_layer_update(kind, direct, params, m, v, o, n_in, n1, x, order, lo, D,
-                               aoff[1], cstart, cb, grow[c], i0, i1, sc)
-        ob = o + n_in * n1
-        gb = grow[0]
-        for j in range(n1):
-            gb[j] = sc[SC_ZERO]
-        for b in range(B):
-            do = aoff[1] + b * n1
-            for j in range(n1):
-                gb[j] += D[do + j]
-        update_row(kind, params, m, v, ob, gb, n1, sc, False)
-    return lsum, correct
+    forward_one(params, sizes, acts, offsets, x.reshape((1, x.shape[0])), 0, 0, A, aoff, nzi, sc)
+    ao = aoff[L]
+    for j in range(n_out):
+        out[j] = A[ao + j]
+    return True
