@@ -1,0 +1,105 @@
+"""The benchmark suite, the compare command and the report run at tiny size (so they cannot rot).
+
+Real MNIST only (as the benchmarks themselves); skipped when it cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytest.importorskip("pytest_benchmark")
+
+
+@pytest.fixture(scope="module")
+def mnist_ok():
+    from fastnn.datasets import MNISTUnavailableError, load_mnist
+    try:
+        load_mnist(verbose=False)
+    except MNISTUnavailableError as exc:
+        pytest.skip(f"MNIST unavailable: {exc}")
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update({"FASTNN_BENCH_SAMPLES": "320", "FASTNN_BENCH_ROUNDS": "1",
+                "FASTNN_BENCH_THREADS": "1"})
+    env.update(extra)
+    return env
+
+
+def _run(args, env, timeout=300):
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_suite_runs_every_benchmark_disabled(mnist_ok):
+    proc = _run(["-m", "pytest", "benchmarks/", "-q", "-p", "no:cacheprovider",
+                 "--benchmark-disable"], _env())
+    assert " passed" in proc.stdout and "error" not in proc.stdout.lower()
+
+
+def test_suite_saves_groups_and_extra_info(mnist_ok, tmp_path):
+    out = tmp_path / "bench.json"
+    _run(["-m", "pytest", "benchmarks/test_bench_train.py", "-q", "-p", "no:cacheprovider",
+          "-k", "digits-16/b32 and numpy", f"--benchmark-json={out}"], _env())
+    data = json.loads(out.read_text())
+    (bench,) = data["benchmarks"]
+    assert bench["group"].startswith("train digits-16/b32")
+    info = bench["extra_info"]
+    assert info["backend"] == "numpy" and info["dtype"] == "float32" and info["threads"] == 1
+    assert info["samples_per_round"] == 320 and info["samples_per_sec"] > 0
+    assert data["machine_info"]["fastnn_threads"] == 1
+
+
+def test_compare_and_report(mnist_ok, tmp_path):
+    out = tmp_path / "cmp.json"
+    proc = _run(["-m", "benchmarks.compare", "--networks", "digits-16/b32", "--backends",
+                 "numpy", "--rounds", "1", "--samples", "320", "--check-steps", "1",
+                 "--threads", "1", "--json", str(out)], _env())
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("network"))
+    for col in ("samples/s", "vs NumPy", "% sgemm", "peak RSS MiB", "1st step cold s",
+                "1st step warm s", "check"):
+        assert col in header
+    assert any(line.startswith("digits-16") and "fastnn numpy" in line
+               for line in proc.stdout.splitlines())
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert row["engine"] == "numpy" and row["samples_per_sec"] > 0 and row["vs_numpy"] == 1.0
+    assert row["peak_rss_mib"] > 0 and row["first_call_cold_s"] > 0
+    assert row["check"]["ok"] and result["threads"] == 1 and result["sgemm_gflops"] > 0
+
+    md, png = tmp_path / "BENCHMARKS.md", tmp_path / "img" / "b.png"
+    _run(["-m", "benchmarks.report", str(out), "--out", str(md), "--png", str(png)], _env())
+    text = md.read_text()
+    assert "| network | batch | engine | samples/s |" in text and "fastnn numpy" in text
+    assert "python -m benchmarks.compare" in text
+    assert png.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("peer", ["torch", "jax"])
+def test_peer_matches_fastnn_maths(mnist_ok, peer):
+    """A peer (when installed) computes what fastnn computes: same start, steps, order."""
+    pytest.importorskip(peer)
+    import numpy as np
+
+    import benchmarks as B
+    from benchmarks import peers as P
+    (x, y), (xt, _) = B.load_data()
+    for name, bs in (("nielsen-30", 10), ("mlp-128", 64)):   # MSE + SGD, CE + Adam
+        ref = B.build(name, "numpy")
+        p = P.make(peer, P.spec_of(ref), P.weights_of(ref), 1)
+        n = 3 * bs
+        order = B.epoch_order(ref, n, 0)
+        ref.fit(x[:n], y[:n], epochs=1, batch_size=bs, seed=B.SEED, verbose=0)
+        p.train(p.prepare(x[:n], y[:n]), p.order(order, bs))
+        assert np.abs(p.predict(xt[:200]) - ref.predict(xt[:200])).max() < 1e-4
