@@ -20,7 +20,7 @@ fnn_tuning fnn_tune = {
     32,     /* gemm_min */
     8,      /* gemm_min_b */
     50000000, /* par_min_work: MACs per training step before the fused path uses threads (predict:
-                 20x this per call). Measured on a shared 2-core VM: below this the per-step
+                 this / 16 per call). Measured on a shared 2-core VM: below this the per-step
                  barriers lose to one thread, badly when the machine is oversubscribed. */
     1,      /* sparse */
     400,    /* colblock_kb: 128 columns of a 784-row float32 layer-0 block (L2 = 1 MB here) */

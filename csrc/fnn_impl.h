@@ -1463,7 +1463,9 @@ static void F(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const voi
     }
     int T = nthreads < ws->T ? nthreads : ws->T;
     if (T > ws->B) T = ws->B;
-    if (T < 1 || N * F(work_per_sample)(net) < 20 * (int64_t)fnn_tune.par_min_work) T = 1;
+    /* rows are independent and handed out dynamically (no per-step barriers as in training),
+     * so a few million MACs already pay for the second thread */
+    if (T < 1 || N * F(work_per_sample)(net) < (int64_t)fnn_tune.par_min_work / 16) T = 1;
 #ifndef _OPENMP
     T = 1;
 #endif
