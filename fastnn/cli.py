@@ -20,6 +20,7 @@ EPILOG = """examples:
   fastnn evaluate mlp.fnn
   fastnn predict mlp.fnn digits.npz
   fastnn info
+  fastnn bench --networks digits-16 --peers torch   # from a source checkout
 """
 
 
@@ -72,6 +73,10 @@ def _parser():
     pr.add_argument("--backend", default="auto")
 
     sub.add_parser("info", help="version, backends, threads, BLAS and CPU")
+
+    sub.add_parser("bench", add_help=False,
+                   help="the benchmark compare table (run from a source checkout; "
+                        "'fastnn bench --help' for its options)")
     return p
 
 
@@ -248,11 +253,29 @@ def _cpu_name():
     return platform.processor() or "unknown"
 
 
+def cmd_bench(args):
+    if os.path.isfile(os.path.join("benchmarks", "compare.py")) and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())   # the suite is not installed: it lives in the checkout
+    try:
+        from benchmarks import compare
+    except ImportError:
+        raise RuntimeError("the benchmark suite lives in the repository's benchmarks/ folder: "
+                           "run 'fastnn bench' from a checkout of fastnn") from None
+    return compare.main(args) or 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "info": cmd_info}
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:   # every option belongs to the compare command
+        try:
+            return cmd_bench(argv[1:])
+        except RuntimeError as exc:
+            print(f"fastnn: error: {exc}", file=sys.stderr)
+            return 1
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

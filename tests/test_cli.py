@@ -63,3 +63,8 @@ def test_info_lists_backends(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "backend numpy" in out and "auto ->" in out
+
+
+def test_bench_entry_runs_the_compare_command():
+    r = run("bench", "--help")
+    assert r.returncode == 0 and "--peers" in r.stdout, r.stderr
