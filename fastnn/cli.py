@@ -224,6 +224,7 @@ def cmd_info(a):
 
     print(f"fastnn {__version__}  python {platform.python_version()}  numpy {np.__version__}")
     print(f"platform {platform.platform()}  cpu {_cpu_name()}  cpus {os.cpu_count()}")
+    print(f"cpu features {' '.join(_cpu_features()) or 'unknown'}")
     print(f"threads {get_num_threads()}")
     for name, status in backend_status().items():
         print(f"backend {name:<7} {status}")
@@ -240,6 +241,20 @@ def cmd_info(a):
     except Exception as exc:  # noqa: BLE001 - informational only
         print(f"pool info unavailable: {exc}")
     return 0
+
+
+def _cpu_features():
+    """The SIMD features fastnn's kernels can use, as the OS reports them."""
+    wanted = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "neon", "asimd")
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    have = set(line.split(":", 1)[1].split())
+                    return [w for w in wanted if w in have]
+    except OSError:
+        pass
+    return []
 
 
 def _cpu_name():

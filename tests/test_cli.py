@@ -62,7 +62,22 @@ def test_bad_options_explained(args, message, capsys):
 def test_info_lists_backends(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert "backend numpy" in out and "auto ->" in out
+    assert "backend numpy" in out and "auto ->" in out and "cpu features" in out
+
+
+def test_predict_a_png(tmp_path, capsys):
+    pil = pytest.importorskip("PIL.Image")
+    x, y = fn.datasets.make_blobs(n=60, n_classes=2, n_features=784, seed=0)
+    m = fn.Sequential([fn.Dense(2, "softmax")], input_size=784, seed=0)
+    m.fit(np.clip(x / 8 + 0.5, 0, 1), y, epochs=5, verbose=0)
+    m.save(tmp_path / "m.fnn")
+    img = (np.clip(x[0].reshape(28, 28) / 8 + 0.5, 0, 1) * 255).astype(np.uint8)
+    pil.fromarray(img).save(tmp_path / "digit.png")
+    assert main(["predict", str(tmp_path / "m.fnn"), str(tmp_path / "digit.png")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()
+    assert len(line) == 1 and line[0].split()[1] == str(y[0])
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    assert main(["predict", str(tmp_path / "m.fnn"), str(tmp_path / "bad.png")]) == 1
 
 
 def test_bench_entry_runs_the_compare_command():

@@ -41,14 +41,19 @@ def test_env_default_and_cli_threads_option():
     assert main(["info"]) == 0
 
 
-def test_import_next_to_torch_raises_no_openmp_error():
+@pytest.mark.parametrize("first", ["torch", "sklearn"])
+def test_import_next_to_torch_and_sklearn_raises_no_openmp_error(first):
     torch = pytest.importorskip("torch")
-    code = ("import torch, fastnn, numpy as np\n"
+    pytest.importorskip("sklearn")
+    other = "sklearn" if first == "torch" else "torch"
+    code = (f"import {first}, fastnn, {other}, numpy as np\n"
+            "from sklearn.cluster import KMeans\n"
             "m = fastnn.Sequential([fastnn.Dense(64, 'relu'), fastnn.Dense(3, 'softmax')], "
             "input_size=20, seed=0)\n"
             "x = np.random.default_rng(0).uniform(size=(512, 20)); y = np.arange(512) % 3\n"
             "m.fit(x, y, epochs=2, batch_size=64, verbose=0)\n"
-            "torch.randn(64, 64) @ torch.randn(64, 64)\nprint('ok')")
+            "torch.randn(64, 64) @ torch.randn(64, 64)\n"
+            "KMeans(3, n_init=2).fit(x)\nprint('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
     assert "OMP: Error" not in r.stderr
