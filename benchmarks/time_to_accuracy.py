@@ -153,7 +153,8 @@ def main(argv=None):
     ap.add_argument("--target", type=float, default=TARGET, help="test accuracy to reach")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
-                    help="first wait up to SECONDS until other processes use < 0.2 CPUs")
+                    help="before each engine, wait until other processes use < 0.2 CPUs "
+                         "(at most SECONDS in all)")
     ap.add_argument("--only", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -178,10 +179,12 @@ def main(argv=None):
               "seeds": args.seeds, "engines": [], "notes": notes}
     print(f"time to {100 * args.target:.1f}% test accuracy: {recipe_text(args.recipe)}; "
           f"{args.threads} thread(s)", file=sys.stderr)
-    if args.wait_idle:
-        _wait_idle(args.wait_idle, lambda m: print(m, file=sys.stderr, flush=True))
+    waits_end = time.monotonic() + args.wait_idle   # all waiting for quiet ends by then
     with tempfile.TemporaryDirectory() as tmp:
         for engine in engines:
+            if time.monotonic() < waits_end:   # each engine starts on a quiet machine if it can
+                _wait_idle(min(180, waits_end - time.monotonic()),
+                           lambda m: print(m, file=sys.stderr, flush=True))
             out = Path(tmp) / f"{engine}.json"
             cmd = [sys.executable, "-m", "benchmarks.time_to_accuracy", "--only", engine,
                    "--out", str(out), "--recipe", args.recipe, "--threads", str(args.threads),

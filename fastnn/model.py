@@ -187,8 +187,9 @@ class Sequential:
     # ---- data preparation ---------------------------------------------------------------
     def _inputs(self, name, x):
         arr = V.as_inputs(name, x, self.input_size, self.dtype)
-        if np.abs(arr).max() > UNSCALED_WARN:
-            warnings.warn(f"{name}: values reach {np.abs(arr).max():.4g}; networks train badly "
+        peak = max(float(arr.max()), -float(arr.min()))   # no |x| temporary of the whole set
+        if peak > UNSCALED_WARN:
+            warnings.warn(f"{name}: values reach {peak:.4g}; networks train badly "
                           "on unscaled inputs: divide pixels by 255 or use "
                           "fastnn.datasets.StandardScaler", UserWarning, stacklevel=3)
         return arr
