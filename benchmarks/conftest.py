@@ -10,7 +10,8 @@ import warnings
 
 import pytest
 
-import benchmarks as B
+from fastnn.bench import config as B
+from fastnn.bench import machine as M
 
 warnings.filterwarnings("ignore", message="fastnn: using the", category=RuntimeWarning)
 
@@ -19,8 +20,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     """Stored with --benchmark-save: what a later --benchmark-compare needs to know."""
     machine_info["fastnn_threads"] = B.bench_threads()
     machine_info["fastnn_dtype"] = B.DTYPE
-    machine_info["fastnn_cpu"] = B.cpu_name()
-    machine_info["fastnn_versions"] = B.versions()
+    machine_info["fastnn_cpu"] = M.cpu_name()
+    machine_info["fastnn_versions"] = M.versions()
     try:
         import fastnn
         machine_info["fastnn_backends"] = fastnn.available_backends()
@@ -61,8 +62,8 @@ def info(benchmark, fixed_threads):
             "resolves_to": B.resolved(backend),
             "dtype": B.DTYPE,
             "threads": fixed_threads,
-            "cpu": B.cpu_name(),
-            "versions": B.versions(),
+            "cpu": M.cpu_name(),
+            "versions": M.versions(),
             **extra,
         })
     return fill

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import pytest
 
-import benchmarks as B
+from fastnn.bench import config as B
 
 SHAPES = {"784x16": (16, "sigmoid"), "784x512": (512, "relu")}
 BATCH = 256

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-import benchmarks as B
+from fastnn.bench import config as B
 
 NETWORKS = ["digits-16", "nielsen-30", "mlp-128", "wide-512"]
 

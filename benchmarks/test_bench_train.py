@@ -1,17 +1,16 @@
 """Training throughput on real MNIST: one group per reference network and batch size, one row
-per backend. Each round is one pass over a fixed slice of the training set (the same slice for
-every backend of a group), through the same fused loop ``Sequential.fit`` runs. A warm-up fit
-(JIT compilation) and one warm-up round come first and are not timed.
+per backend. Each round is one ``fit`` call over a fixed slice of the training set (the same
+slice for every backend of a group), as users call it, one epoch per call. A warm-up fit (JIT
+compilation) and one warm-up round come first and are not timed.
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 
 import pytest
 
-import benchmarks as B
+from fastnn.bench import config as B
 
 
 @pytest.mark.parametrize("backend", B.engines())
@@ -26,15 +25,10 @@ def test_train(benchmark, mnist, rounds, info, config, backend):
     epoch = iter(range(1_000_000))
     times = []
 
-    def setup():  # the order is made outside the timed region, as fit makes it per epoch
-        return (trainer.order(next(epoch)),), {}
+    def one_pass():
+        times.append(trainer.run(next(epoch)))
 
-    def one_pass(order):
-        t0 = time.perf_counter()
-        trainer.train(order)
-        times.append(time.perf_counter() - t0)
-
-    benchmark.pedantic(one_pass, setup=setup, rounds=rounds, warmup_rounds=1, iterations=1)
+    benchmark.pedantic(one_pass, rounds=rounds, warmup_rounds=1, iterations=1)
     timed = times[1:] or times  # the first call is the warm-up round (when timing is enabled)
     median = statistics.median(timed)
     info(backend, network=name, batch_size=batch, samples_per_round=n,

@@ -20,16 +20,19 @@ EPILOG = """examples:
   fastnn evaluate mlp.fnn
   fastnn predict mlp.fnn digits.npz
   fastnn info
-  fastnn bench --networks digits-16 --peers torch   # from a source checkout
+  fastnn bench --quick                          # a one-minute benchmark smoke run
+  fastnn bench --networks digits-16 --peers torch
 """
 
 
 def _parser():
+    from . import __version__
     from .presets import PRESETS
 
     p = argparse.ArgumentParser(
         prog="fastnn", description="Train and use small, fast neural networks.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"fastnn {__version__}")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -75,8 +78,8 @@ def _parser():
     sub.add_parser("info", help="version, backends, threads, BLAS and CPU")
 
     sub.add_parser("bench", add_help=False,
-                   help="the benchmark compare table (run from a source checkout; "
-                        "'fastnn bench --help' for its options)")
+                   help="training throughput of every backend next to a plain NumPy MLP "
+                        "('fastnn bench --help' for its options)")
     return p
 
 
@@ -220,11 +223,12 @@ def cmd_predict(a):
 def cmd_info(a):
     from . import __version__
     from .backends import backend_status, get_backend
+    from .bench import machine
     from .threads import get_num_threads
 
     print(f"fastnn {__version__}  python {platform.python_version()}  numpy {np.__version__}")
-    print(f"platform {platform.platform()}  cpu {_cpu_name()}  cpus {os.cpu_count()}")
-    print(f"cpu features {' '.join(_cpu_features()) or 'unknown'}")
+    print(f"platform {platform.platform()}  cpu {machine.cpu_model()}  cpus {os.cpu_count()}")
+    print(f"cpu features {' '.join(machine.cpu_features()) or 'unknown'}")
     print(f"threads {get_num_threads()}")
     for name, status in backend_status().items():
         print(f"backend {name:<7} {status}")
@@ -243,39 +247,9 @@ def cmd_info(a):
     return 0
 
 
-def _cpu_features():
-    """The SIMD features fastnn's kernels can use, as the OS reports them."""
-    wanted = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "neon", "asimd")
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    have = set(line.split(":", 1)[1].split())
-                    return [w for w in wanted if w in have]
-    except OSError:
-        pass
-    return []
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def cmd_bench(args):
-    if os.path.isfile(os.path.join("benchmarks", "compare.py")) and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())   # the suite is not installed: it lives in the checkout
-    try:
-        from benchmarks import compare
-    except ImportError:
-        raise RuntimeError("the benchmark suite lives in the repository's benchmarks/ folder: "
-                           "run 'fastnn bench' from a checkout of fastnn") from None
+    from .bench import compare
+
     return compare.main(args) or 0
 
 

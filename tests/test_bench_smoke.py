@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("pytest_benchmark")
+pytestmark = pytest.mark.checkout   # runs the benchmarks/ suite and report
 
 
 @pytest.fixture(scope="module")
@@ -63,39 +64,43 @@ def test_suite_saves_groups_and_extra_info(mnist_ok, tmp_path):
 
 def test_compare_and_report(mnist_ok, tmp_path):
     out = tmp_path / "cmp.json"
-    proc = _run(["-m", "benchmarks.compare", "--networks", "digits-16/b32", "--backends",
+    proc = _run(["-m", "fastnn", "bench", "--networks", "digits-16/b32", "--backends",
                  "numpy", "--rounds", "1", "--samples", "320", "--check-steps", "1",
                  "--threads", "1", "--json", str(out)], _env())
     header = next(line for line in proc.stdout.splitlines() if line.startswith("network"))
-    for col in ("samples/s", "vs NumPy", "% sgemm", "peak RSS MiB", "1st step cold s",
+    for col in ("samples/s", "vs NumPy MLP", "% sgemm", "peak RSS MiB", "1st step cold s",
                 "1st step warm s", "check"):
         assert col in header
     assert any(line.startswith("digits-16") and "fastnn numpy" in line
                for line in proc.stdout.splitlines())
     result = json.loads(out.read_text())
-    (row,) = result["rows"]
-    assert row["engine"] == "numpy" and row["samples_per_sec"] > 0 and row["vs_numpy"] == 1.0
+    row, base = result["rows"]    # the backend asked for, then the NumPy MLP baseline
+    assert row["engine"] == "numpy" and base["engine"] == "numpy-mlp"
+    assert base["vs_numpy"] == 1.0
+    assert row["vs_numpy"] == pytest.approx(row["samples_per_sec"] / base["samples_per_sec"])
     assert row["peak_rss_mib"] > 0 and row["first_call_cold_s"] > 0
-    assert row["check"]["ok"] and result["threads"] == 1 and result["sgemm_gflops"] > 0
+    assert row["check"]["ok"] and base["check"]["ok"]
+    assert result["threads"] == 1 and result["sgemm_gflops"] > 0
 
     md, png = tmp_path / "BENCHMARKS.md", tmp_path / "img" / "b.png"
     _run(["-m", "benchmarks.report", str(out), "--out", str(md), "--png", str(png)], _env())
     text = md.read_text()
     assert "| network | batch | engine | samples/s |" in text and "fastnn numpy" in text
-    assert "python -m benchmarks.compare" in text
+    assert "fastnn bench" in text and "NumPy MLP" in text
     assert png.stat().st_size > 1000
 
 
-@pytest.mark.parametrize("peer", ["torch", "jax"])
+@pytest.mark.parametrize("peer", ["numpy-mlp", "torch", "jax"])
 def test_peer_matches_fastnn_maths(mnist_ok, peer):
     """A peer (when installed) computes what fastnn computes: same start, steps, order."""
-    pytest.importorskip(peer)
+    if peer != "numpy-mlp":
+        pytest.importorskip(peer)
     import numpy as np
 
-    import benchmarks as B
-    from benchmarks import peers as P
+    from fastnn.bench import config as B
+    from fastnn.bench import peers as P
     (x, y), (xt, _) = B.load_data()
-    for name, bs in (("nielsen-30", 10), ("mlp-128", 64)):   # MSE + SGD, CE + Adam
+    for name, bs in (("nielsen-30", 10), ("mlp-128", 64), ("wide-512", 32)):
         ref = B.build(name, "numpy")
         p = P.make(peer, P.spec_of(ref), P.weights_of(ref), 1)
         n = 3 * bs

@@ -1,4 +1,5 @@
-"""PyTorch (eager) and JAX (jit) versions of a fastnn network, for like-for-like comparisons.
+"""The NumPy baseline, PyTorch (eager) and JAX (jit) versions of a fastnn network, compared
+like for like.
 
 A peer is built from ``spec_of(model)`` (plain data: sizes, activations, loss, optimiser) and
 the fastnn model's initial weights, so it starts from exactly the same numbers. Both follow
@@ -23,15 +24,21 @@ import os
 
 import numpy as np
 
-PEERS = ("torch", "jax")
-LABELS = {"torch": "PyTorch eager", "jax": "JAX jit"}
+from ..datasets import one_hot
+
+# The NumPy baseline is always measured; the others when installed (fastnn[peers]).
+BASELINE = "numpy-mlp"
+PEERS = (BASELINE, "torch", "jax")
+LABELS = {BASELINE: "NumPy MLP", "torch": "PyTorch eager", "jax": "JAX jit"}
 
 
 def installed(name):
-    return importlib.util.find_spec(name) is not None
+    return name == BASELINE or importlib.util.find_spec(name) is not None
 
 
 def version(name):
+    if name == BASELINE:
+        return f"numpy {np.__version__}"
     try:
         if name == "jax":
             import jax
@@ -87,6 +94,9 @@ def _pin(n):
 
 
 def make(name, spec, weights, threads):
+    if name == BASELINE:
+        from .numpy_mlp import NumpyMLP
+        return NumpyMLP(spec, weights, threads)
     if name == "torch":
         return TorchPeer(spec, weights, threads)
     if name == "jax":
@@ -141,7 +151,7 @@ class TorchPeer:
         if self.loss_name == "cross_entropy":
             yt = t.from_numpy(np.asarray(y, dtype=np.int64))
         else:
-            yt = t.from_numpy(_one_hot(y, self.n_out))
+            yt = t.from_numpy(one_hot(y, self.n_out))
         return xt, yt
 
     def order(self, order, batch):
@@ -173,12 +183,6 @@ class TorchPeer:
             if self.softmax_out:
                 out = t.softmax(out, dim=1)
         return out.numpy()
-
-
-def _one_hot(y, n):
-    out = np.zeros((len(y), n), dtype=np.float32)
-    out[np.arange(len(y)), y] = 1
-    return out
 
 
 def _torch_act(torch, name):
@@ -297,7 +301,7 @@ class JaxPeer:
     def prepare(self, x, y):
         jnp = self.jnp
         return (jnp.asarray(np.ascontiguousarray(x, dtype=np.float32)),
-                jnp.asarray(_one_hot(y, self.spec["sizes"][-1])))
+                jnp.asarray(one_hot(y, self.spec["sizes"][-1])))
 
     def order(self, order, batch):
         n = len(order) // batch * batch

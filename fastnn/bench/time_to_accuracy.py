@@ -1,6 +1,6 @@
 """Wall time to >= 98% MNIST test accuracy, fastnn (fastest backend) next to PyTorch.
 
-    python -m benchmarks.time_to_accuracy [--recipe mlp-256] [--seeds 0,1,2] [--threads 2]
+    python -m fastnn.bench.time_to_accuracy [--recipe mlp-256] [--seeds 0,1,2] [--threads 2]
                                           [--backend auto] [--peers torch] [--json tta.json]
 
 A recipe is a network, optimiser, batch size and cosine learning-rate schedule. Each seed
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-import benchmarks as B
-from benchmarks import peers as P
-from benchmarks.compare import ROOT, _background_cpus, _cpu_snapshot, _wait_idle, _worker_env
+from . import config as B
+from . import machine as M
+from . import peers as P
 
 TARGET = 0.98
 # Tried on this machine (PyTorch, same maths, seeds 0-4): 784-128-10 stalls at ~97.9%;
@@ -142,7 +142,7 @@ def worker(args):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.time_to_accuracy",
+    ap = argparse.ArgumentParser(prog="python -m fastnn.bench.time_to_accuracy",
                                  description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE)
@@ -172,9 +172,9 @@ def main(argv=None):
             engines.append("torch")
         else:
             notes.append("PyTorch skipped: not installed (pip install torch==2.13.0)")
-    result = {"command": "python -m benchmarks.time_to_accuracy " + shlex.join(argv),
+    result = {"command": "python -m fastnn.bench.time_to_accuracy " + shlex.join(argv),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": B.machine(), "versions": B.versions(), "threads": args.threads,
+              "machine": M.machine(), "versions": M.versions(), "threads": args.threads,
               "recipe": args.recipe, "recipe_text": recipe_text(args.recipe), "target": args.target,
               "seeds": args.seeds, "engines": [], "notes": notes}
     print(f"time to {100 * args.target:.1f}% test accuracy: {recipe_text(args.recipe)}; "
@@ -183,18 +183,18 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for engine in engines:
             if time.monotonic() < waits_end:   # each engine starts on a quiet machine if it can
-                _wait_idle(min(180, waits_end - time.monotonic()),
+                M.wait_idle(min(180, waits_end - time.monotonic()),
                            lambda m: print(m, file=sys.stderr, flush=True))
             out = Path(tmp) / f"{engine}.json"
-            cmd = [sys.executable, "-m", "benchmarks.time_to_accuracy", "--only", engine,
+            cmd = [sys.executable, "-m", "fastnn.bench.time_to_accuracy", "--only", engine,
                    "--out", str(out), "--recipe", args.recipe, "--threads", str(args.threads),
                    "--backend", args.backend, "--target", str(args.target),
                    "--seeds", ",".join(map(str, args.seeds))]
-            env = _worker_env(args.threads)
+            env = M.worker_env(args.threads)
             print(f"  {engine}:", file=sys.stderr, flush=True)
-            snap = _cpu_snapshot()
-            proc = subprocess.run(cmd, cwd=ROOT, env=env)
-            bg = _background_cpus(snap, _cpu_snapshot())
+            snap = M.cpu_snapshot()
+            proc = subprocess.run(cmd, env=env)
+            bg = M.background_cpus(snap, M.cpu_snapshot())
             if proc.returncode != 0 or not out.exists():
                 notes.append(f"{engine} failed (exit {proc.returncode})")
                 continue
@@ -205,7 +205,7 @@ def main(argv=None):
                 "engine": engine, "label": label, "runs": runs,
                 "median_seconds": statistics.median(r["seconds"] for r in runs),
                 "median_accuracy": statistics.median(r["accuracy"] for r in runs),
-                "version": P.version("torch") if engine == "torch" else B.versions()["fastnn"],
+                "version": P.version("torch") if engine == "torch" else M.versions()["fastnn"],
                 "background_cpus": bg,
             })
     print(f"\n{'engine':<16} {'median s':>9}  {'epochs':<10} accuracy")
