@@ -14,10 +14,18 @@ from __future__ import annotations
 import os
 import sysconfig
 import time
+from pathlib import Path
 
 import numpy as np
 
-from .. import _kernels
+try:
+    from .. import _kernels
+except ImportError as exc:   # say why: the install may have built without a C compiler
+    _marker = Path(__file__).resolve().parent.parent / "_kernels_build_error.txt"
+    if _marker.is_file():
+        raise ImportError(_marker.read_text().strip() + "; reinstall fastnn with a C compiler "
+                          "(gcc or clang) to get this backend") from exc
+    raise
 
 name = "cython"
 
