@@ -1,5 +1,7 @@
 """fastnn: a small, very fast neural-network engine.
 
+A first network::
+
     import fastnn as fn
     (x, y), (xt, yt) = fn.datasets.load_mnist()
     model = fn.Sequential([fn.Dense(16, "sigmoid"), fn.Dense(16, "sigmoid"),

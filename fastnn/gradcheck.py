@@ -12,9 +12,9 @@ def gradcheck(model, x, y, eps=1e-4, max_params=None, seed=0):
     truncation error O(h^4) lets h be large enough that rounding stays near 1e-12.
 
     The model is copied to float64 (same backend). For each checked parameter i,
-    err_i = |g_i - n_i| / max(|g_i|, |n_i|, floor) with floor = 1e-4 * max|g| so parameters
-    whose gradient is ~0 are judged on the gradient's overall scale. ``max_params`` checks a
-    random subset (seeded) for large networks.
+    ``err_i = |g_i - n_i| / max(|g_i|, |n_i|, floor)`` with ``floor = 1e-4 * max|g|`` so
+    parameters whose gradient is ~0 are judged on the gradient's overall scale.
+    ``max_params`` checks a random subset (seeded) for large networks.
     """
     m64 = _as_float64(model)
     x64 = m64._inputs("x", x)

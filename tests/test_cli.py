@@ -23,6 +23,21 @@ def test_help_and_usage_errors():
     assert run("train", "--epochs", "many").returncode == 2
 
 
+def test_version():
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"fastnn {fn.__version__}"
+
+
+def test_bench_quick_options_are_a_small_run():
+    """--quick narrows the run to a smoke size (CI runs it from an installed wheel)."""
+    from fastnn.bench import compare
+
+    full, args = compare.parse_args([]), compare.parse_args(["--quick"])
+    assert full.first_call and full.samples is None and len(full.networks) == 6
+    assert args.networks == list(compare.QUICK_NETWORKS) and not args.first_call
+    assert args.samples == compare.QUICK_SAMPLES and args.rounds == compare.QUICK_ROUNDS
+
+
 def test_runtime_error_is_one_line_and_exit_1(tmp_path):
     r = run("evaluate", str(tmp_path / "missing.fnn"))
     assert r.returncode == 1

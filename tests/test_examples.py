@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.checkout   # runs the examples/ scripts of this repository
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 NAMES = ["digits_16", "nielsen_30", "sleep_study", "best_mnist", "embed_predict"]
