@@ -19,6 +19,8 @@ import warnings
 
 import numpy as np
 
+from fastnn.datasets import one_hot
+
 DTYPE = "float32"
 SEED = 0
 
@@ -101,12 +103,6 @@ def load_data():
     return _DATA
 
 
-def one_hot(y, n_classes=10, dtype=np.float32):
-    out = np.zeros((len(y), n_classes), dtype=dtype)
-    out[np.arange(len(y)), y] = 1
-    return out
-
-
 def engines():
     """fastnn backends available here, plus 'auto' (the default a user gets)."""
     import fastnn
@@ -161,7 +157,7 @@ class Trainer:
     """
 
     def __init__(self, name, batch, backend, x, y, seed=SEED):
-        from fastnn.backends.numpy_backend import ACC_ARGMAX
+        from fastnn.codes import ACC_ARGMAX
         self.model = build(name, backend, seed)
         self.name, self.batch, self.seed = name, int(batch), seed
         self.x = np.ascontiguousarray(x, dtype=self.model.dtype)

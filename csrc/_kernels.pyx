@@ -27,6 +27,12 @@ cnp.import_array()
 
 cdef extern from "fnn.h" nogil:
     enum: FNN_MAXL
+    # the codes of fastnn/codes.py, as the C kernels see them
+    enum: FNN_IDENTITY, FNN_SIGMOID, FNN_RELU, FNN_TANH, FNN_LEAKY, FNN_SOFTMAX
+    enum: FNN_MSE, FNN_CE, FNN_BCE
+    enum: FNN_SGD, FNN_MOMENTUM, FNN_NESTEROV, FNN_ADAM
+    enum: FNN_ACC_NONE, FNN_ACC_ARGMAX, FNN_ACC_BINARY
+    double FNN_LEAKY_SLOPE
     ctypedef struct fnn_net:
         int L
         int loss
@@ -98,6 +104,16 @@ cdef extern from "fnn.h" nogil:
 
 BUILD_CFLAGS = fnn_build_flags().decode()
 
+# The compiled values of fnn.h's codes (tests/test_codes.py compares them with fastnn.codes).
+C_CODES = {
+    "IDENTITY": FNN_IDENTITY, "SIGMOID": FNN_SIGMOID, "RELU": FNN_RELU, "TANH": FNN_TANH,
+    "LEAKY_RELU": FNN_LEAKY, "SOFTMAX": FNN_SOFTMAX,
+    "MSE": FNN_MSE, "CROSS_ENTROPY": FNN_CE, "BINARY_CROSS_ENTROPY": FNN_BCE,
+    "SGD": FNN_SGD, "MOMENTUM": FNN_MOMENTUM, "NESTEROV": FNN_NESTEROV, "ADAM": FNN_ADAM,
+    "ACC_NONE": FNN_ACC_NONE, "ACC_ARGMAX": FNN_ACC_ARGMAX, "ACC_BINARY": FNN_ACC_BINARY,
+    "LEAKY_SLOPE": FNN_LEAKY_SLOPE,
+}
+
 fnn_sgemm = <fnn_sgemm_t>sgemm
 fnn_dgemm = <fnn_dgemm_t>dgemm
 
@@ -166,7 +182,7 @@ cdef int _fill_net(fnn_net *d, object net) except -1:
         raise ValueError(f"network with {L} layers: expected 1..{FNN_MAXL} and matching sizes")
     d.L = <int>L
     d.loss = int(net.loss)
-    if d.loss < 0 or d.loss > 2:
+    if d.loss < FNN_MSE or d.loss > FNN_BCE:
         raise ValueError(f"unknown loss code {d.loss}")
     d.maxn = 0
     for l in range(L + 1):
@@ -177,7 +193,8 @@ cdef int _fill_net(fnn_net *d, object net) except -1:
             d.maxn = d.n[l]
     for l in range(L):
         d.act[l] = <int>acts[l]
-        if d.act[l] < 0 or d.act[l] > 5 or (d.act[l] == 5 and l != L - 1):
+        if d.act[l] < FNN_IDENTITY or d.act[l] > FNN_SOFTMAX or \
+                (d.act[l] == FNN_SOFTMAX and l != L - 1):
             raise ValueError(f"bad activation code {d.act[l]} for layer {l}")
         blk = <int64_t>d.n[l] * d.n[l + 1]
         if offs[l] != total:
@@ -426,10 +443,10 @@ def train_steps(net, opt, x, y, order, Py_ssize_t start, Py_ssize_t nsteps,
     if nsteps < 0 or start < 0 or (nsteps > 0 and start + (nsteps - 1) * batch_size >= n_order):
         raise ValueError(f"steps [{start}, +{nsteps} x {batch_size}) run past the order "
                          f"({n_order} rows)")
-    if acc_mode < 0 or acc_mode > 2:
+    if acc_mode < FNN_ACC_NONE or acc_mode > FNN_ACC_BINARY:
         raise ValueError(f"acc_mode: expected 0, 1 or 2, got {acc_mode}")
     o.kind = opt.kind
-    if o.kind < 0 or o.kind > 3:
+    if o.kind < FNN_SGD or o.kind > FNN_ADAM:
         raise ValueError(f"unknown optimiser kind {o.kind}")
     o.lr = opt.lr
     o.mom = opt.momentum
@@ -438,7 +455,7 @@ def train_steps(net, opt, x, y, order, Py_ssize_t start, Py_ssize_t nsteps,
     o.eps = opt.eps
     o.wd = opt.weight_decay
     o.t = opt.t
-    need = 2 if o.kind == 3 else (1 if o.kind in (1, 2) else 0)
+    need = 2 if o.kind == FNN_ADAM else (1 if o.kind in (FNN_MOMENTUM, FNN_NESTEROV) else 0)
     o.m = _arr(opt.m, "opt.m", typenum, ws.desc.n_params, -1) if need >= 1 else NULL
     o.v = _arr(opt.v, "opt.v", typenum, ws.desc.n_params, -1) if need >= 2 else NULL
     if need >= 1:

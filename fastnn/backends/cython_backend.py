@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .. import _kernels
+from .. import _kernels, codes
 
 name = "cython"
 
@@ -55,11 +55,12 @@ def warmup(dtypes=("float32", "float64")):
             loss_grad(net, x, y, np.empty_like(net.params))
 
             class _Opt:
-                kind, lr, momentum, weight_decay, t = 0, 0.0, 0.0, 0.0, 0
+                kind, lr, momentum, weight_decay, t = codes.SGD, 0.0, 0.0, 0.0, 0
                 beta1, beta2, eps = 0.9, 0.999, 1e-8
                 m = v = np.zeros(0, dtype=net.dtype)
 
-            train_steps(net, _Opt(), x, y, np.arange(16, dtype=np.int64), 0, 2, 8, ws, 1)
+            train_steps(net, _Opt(), x, y, np.arange(16, dtype=np.int64), 0, 2, 8, ws,
+                        codes.ACC_ARGMAX)
     return time.perf_counter() - t0
 
 
