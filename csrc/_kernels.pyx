@@ -66,6 +66,7 @@ cdef extern from "fnn.h" nogil:
         train_fn train
         predict_fn predict
         loss_grad_fn loss_grad
+        double (*abs_peak)(const void *, int64_t) noexcept nogil
         const char *isa
 
     ctypedef void (*fnn_sgemm_t)(char *, char *, int *, int *, int *, float *, float *, int *,
@@ -380,6 +381,33 @@ cdef inline bint _finite64(const uint64_t *b, Py_ssize_t n) noexcept nogil:
     for i in range(n):
         bad |= (b[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u
     return bad == 0
+
+
+def abs_peak(x):
+    """max |x| of a C-contiguous float32/float64 array in one pass, no temporary.
+
+    The result is NaN or inf exactly when some value is NaN or inf (0.0 for an empty array).
+    """
+    cdef cnp.ndarray arr
+    cdef Py_ssize_t n
+    cdef const void *data
+    cdef double peak
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"abs_peak: expected a numpy array, got {type(x).__name__}")
+    arr = <cnp.ndarray>x
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        raise ValueError("abs_peak: expected a C-contiguous array")
+    n = cnp.PyArray_SIZE(arr)
+    data = cnp.PyArray_DATA(arr)
+    if cnp.PyArray_TYPE(arr) == _F32:
+        with nogil:
+            peak = fnn_get_kernels(0).abs_peak(data, n)
+        return peak
+    if cnp.PyArray_TYPE(arr) == _F64:
+        with nogil:
+            peak = fnn_get_kernels(1).abs_peak(data, n)
+        return peak
+    raise TypeError(f"abs_peak: expected float32 or float64, got {arr.dtype}")
 
 
 def predict_one(net, x, out, Workspace ws):

@@ -83,6 +83,8 @@ typedef struct {
                     int64_t N, int nthreads);
     double (*loss_grad)(const fnn_net *, fnn_ws *, const void *P, const void *x, const void *y,
                         int64_t N, void *grad);
+    /* max |x| over n values; NaN or inf exactly when some value is (the input check) */
+    double (*abs_peak)(const void *x, int64_t n);
     const char *isa;
 } fnn_kernels;
 

@@ -1526,7 +1526,40 @@ static double F(loss_grad)(const fnn_net *net, fnn_ws *ws, const void *Pv, const
     return F(bbwd)(net, ws, P, x, y, NULL, (int)N, (REAL *)gradv, fnn_tune.sparse, FNN_ACC_NONE, &c) / (double)N;
 }
 
-const fnn_kernels F(kernels) = {F(train), F(predict), F(loss_grad), FNN_ISA_NAME};
+/* max |x| over n values in one pass (the Model API's input check, ~memory speed). It compares
+ * the bits with the sign cleared as unsigned integers: for non-negative floats that is the value
+ * order, and inf and NaN sort above every finite value, so the result is NaN or inf exactly when
+ * some value is. An integer max is exact and order-free, so it vectorises; 4 vector accumulators
+ * hide the compare-select latency. */
+static double F(abs_peak)(const void *xv, int64_t n)
+{
+#if IS_F32
+    typedef uint32_t bits;
+    const bits mask = 0x7fffffffu;
+#else
+    typedef uint64_t bits;
+    const bits mask = 0x7fffffffffffffffull;
+#endif
+    enum { LANES = 4 * VW };
+    const bits *b = (const bits *)xv;
+    bits m[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            const bits v = b[i + k] & mask;
+            m[k] = v > m[k] ? v : m[k];
+        }
+    for (; i < n; i++) {
+        const bits v = b[i] & mask;
+        m[0] = v > m[0] ? v : m[0];
+    }
+    for (int k = 1; k < LANES; k++) m[0] = m[k] > m[0] ? m[k] : m[0];
+    REAL r;
+    memcpy(&r, &m[0], sizeof r);
+    return (double)r;
+}
+
+const fnn_kernels F(kernels) = {F(train), F(predict), F(loss_grad), F(abs_peak), FNN_ISA_NAME};
 
 #undef F
 #undef V

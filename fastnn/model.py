@@ -187,8 +187,7 @@ class Sequential:
 
     # ---- data preparation ---------------------------------------------------------------
     def _inputs(self, name, x):
-        arr = V.as_inputs(name, x, self.input_size, self.dtype)
-        peak = max(float(arr.max()), -float(arr.min()))   # no |x| temporary of the whole set
+        arr, peak = V.inputs_and_peak(name, x, self.input_size, self.dtype)
         if peak > UNSCALED_WARN:
             warnings.warn(f"{name}: values reach {peak:.4g}; networks train badly "
                           "on unscaled inputs: divide pixels by 255 or use "

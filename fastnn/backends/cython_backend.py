@@ -28,6 +28,7 @@ predict_one = _kernels.predict_one
 train_steps = _kernels.train_steps
 loss_grad = _kernels.loss_grad
 Workspace = _kernels.Workspace
+abs_peak = _kernels.abs_peak   # one-pass input check for the Model API (via the registry)
 
 if os.environ.get("FASTNN_ISA"):
     _kernels.select_isa(os.environ["FASTNN_ISA"])

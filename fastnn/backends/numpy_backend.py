@@ -7,6 +7,8 @@ delta is dL/dz for the layer being processed, and the loss is averaged over the 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import activations as act
@@ -14,6 +16,7 @@ from .. import losses
 from ..codes import ADAM, MOMENTUM, NESTEROV, SGD
 
 name = "numpy"
+SCAN_CHUNK = 1 << 16   # values per step of abs_peak: its buffer (256 KiB in float32) stays in L2
 
 
 class Workspace:
@@ -126,3 +129,20 @@ def train_steps(net, opt, x, y, order, start, nsteps, batch_size, ws, acc_mode):
             opt.t += 1
             update(net, opt, ws.grad)
     return loss_sum, correct
+
+
+def abs_peak(x):
+    """max |x| of a C-contiguous float array, in chunks (no full-size temporary).
+
+    The result is NaN or inf exactly when some value is (0.0 for an empty array).
+    """
+    flat = x.reshape(-1)
+    buf = np.empty(min(SCAN_CHUNK, flat.size), dtype=flat.dtype)
+    peak = 0.0
+    for lo in range(0, flat.size, SCAN_CHUNK):
+        chunk = flat[lo:lo + SCAN_CHUNK]
+        m = float(np.abs(chunk, out=buf[:len(chunk)]).max())
+        if not math.isfinite(m):
+            return m
+        peak = max(peak, m)
+    return peak
