@@ -130,3 +130,19 @@ def test_reference_noise_is_float32_sized(setup):
     *_, refs = setup
     for _, ref_drift in refs.values():
         assert 1e-8 < ref_drift < 1e-4
+
+
+@pytest.mark.parametrize("backend", fastnn.available_backends())
+def test_one_adam_step_uses_one_minus_beta_rounded_once(backend):
+    """1-1 identity unit, x = 1, y = 0, w = 1: every gradient is exactly 1, so after one step
+    the moments are exactly the rounded scalars: m = float32(1 - 0.9), v = float32(1 - 0.999)
+    (a float32 subtraction would give 0.100000024 and 0.00099998713)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m = Sequential([Dense(1, "identity")], input_size=1, loss="mse",
+                       optimizer=fastnn.Adam(1e-3), backend=backend)
+    m.params[...] = [1.0, 0.0]
+    m.fit(np.ones((1, 1)), np.zeros((1, 1)), epochs=1, batch_size=1, verbose=0)
+    np.testing.assert_array_equal(m.optimizer.m, np.float32(1 - 0.9))
+    np.testing.assert_array_equal(m.optimizer.v, np.float32(1 - 0.999))
+    assert np.float32(1 - 0.999) != np.float32(1) - np.float32(0.999)
