@@ -11,8 +11,9 @@ vectors the machine has. Wide layers go through BLAS (scipy.linalg.cython_blas s
 """
 
 cimport numpy as cnp
-from libc.stdint cimport int64_t, int32_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, int32_t
 from libc.string cimport memcpy
+from libc.math cimport isfinite
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -366,21 +367,9 @@ def predict(net, x, out, Workspace ws):
         ws.busy = 0
 
 
-cdef inline bint _finite32(const uint32_t *b, Py_ssize_t n) noexcept nogil:
-    """All values finite? (integer exponent test: vectorises, no FP reduction order issues)"""
-    cdef uint32_t bad = 0
-    cdef Py_ssize_t i
-    for i in range(n):
-        bad |= (b[i] & 0x7f800000u) == 0x7f800000u
-    return bad == 0
-
-
-cdef inline bint _finite64(const uint64_t *b, Py_ssize_t n) noexcept nogil:
-    cdef uint64_t bad = 0
-    cdef Py_ssize_t i
-    for i in range(n):
-        bad |= (b[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u
-    return bad == 0
+cdef inline bint _finite(const void *x, Py_ssize_t n, int is_f64) noexcept nogil:
+    """All n values finite? (the abs_peak kernel: one integer max, ~50 ns for 784 values)"""
+    return isfinite(fnn_get_kernels(is_f64).abs_peak(x, n))
 
 
 def abs_peak(x):
@@ -430,14 +419,11 @@ def predict_one(net, x, out, Workspace ws):
     ws.busy = 1
     try:
         with nogil:
-            if ws.is_f64:
-                ok = _finite64(<const uint64_t *>xp, ws.desc.n[0])
-                if ok:
-                    _predict_c(<double *>NULL, &ws.desc, &ws.ws, pp, xp, op, 1, 1)
-            else:
-                ok = _finite32(<const uint32_t *>xp, ws.desc.n[0])
-                if ok:
-                    _predict_c(<float *>NULL, &ws.desc, &ws.ws, pp, xp, op, 1, 1)
+            ok = _finite(xp, ws.desc.n[0], ws.is_f64)
+            if ok and ws.is_f64:
+                _predict_c(<double *>NULL, &ws.desc, &ws.ws, pp, xp, op, 1, 1)
+            elif ok:
+                _predict_c(<float *>NULL, &ws.desc, &ws.ws, pp, xp, op, 1, 1)
     finally:
         ws.busy = 0
     return ok
