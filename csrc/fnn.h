@@ -19,10 +19,12 @@
 #define FNN_X86_MULTI 0
 #endif
 
+/* The codes of fastnn/codes.py (their one home; tests/test_codes.py checks these against it). */
 enum { FNN_IDENTITY, FNN_SIGMOID, FNN_RELU, FNN_TANH, FNN_LEAKY, FNN_SOFTMAX };
 enum { FNN_MSE, FNN_CE, FNN_BCE };
 enum { FNN_SGD, FNN_MOMENTUM, FNN_NESTEROV, FNN_ADAM };
 enum { FNN_ACC_NONE, FNN_ACC_ARGMAX, FNN_ACC_BINARY };
+#define FNN_LEAKY_SLOPE 0.01   /* codes.LEAKY_SLOPE */
 
 /* The network layout (copied from fastnn.network.Network). */
 typedef struct {
@@ -81,6 +83,8 @@ typedef struct {
                     int64_t N, int nthreads);
     double (*loss_grad)(const fnn_net *, fnn_ws *, const void *P, const void *x, const void *y,
                         int64_t N, void *grad);
+    /* max |x| over n values; NaN or inf exactly when some value is (the input check) */
+    double (*abs_peak)(const void *x, int64_t n);
     const char *isa;
 } fnn_kernels;
 

@@ -397,7 +397,7 @@ static void F(act_fwd)(int code, REAL *restrict z, int n)
         for (int j = 0; j < n; j++) z[j] = TANH(z[j]);
         break;
     case FNN_LEAKY:
-        for (int j = 0; j < n; j++) z[j] = z[j] < 0 ? z[j] * (REAL)0.01 : z[j];
+        for (int j = 0; j < n; j++) z[j] = z[j] < 0 ? z[j] * (REAL)FNN_LEAKY_SLOPE : z[j];
         break;
     case FNN_SOFTMAX: {
         REAL mx = z[0], s = 0;
@@ -461,7 +461,7 @@ static void F(act_bwd)(int code, const REAL *restrict a, REAL *restrict d, int n
         for (int j = 0; j < n; j++) d[j] *= (REAL)1 - a[j] * a[j];
         break;
     case FNN_LEAKY:
-        for (int j = 0; j < n; j++) d[j] = a[j] <= 0 ? d[j] * (REAL)0.01 : d[j];
+        for (int j = 0; j < n; j++) d[j] = a[j] <= 0 ? d[j] * (REAL)FNN_LEAKY_SLOPE : d[j];
         break;
     default:
         break;
@@ -529,13 +529,16 @@ static void F(optc_init)(F(optc) *o, const fnn_opt *op, int64_t t)
     o->mu = (REAL)op->mom;
     o->b1 = (REAL)op->b1;
     o->b2 = (REAL)op->b2;
-    o->omb1 = (REAL)1 - o->b1;
-    o->omb2 = (REAL)1 - o->b2;
+    /* Every derived scalar in float64, rounded once (as fastnn.optimizers.step_scalars):
+     * (REAL)1 - (REAL)0.999 in float32 is 1.3e-5 off 0.001, and float32 Adam then drifts. */
+    o->omb1 = (REAL)(1.0 - op->b1);
+    o->omb2 = (REAL)(1.0 - op->b2);
     o->step = o->bc2 = o->ibc2 = 0;
-    if (op->kind == FNN_ADAM) {   /* bias corrections in float64, then cast (as numpy) */
+    if (op->kind == FNN_ADAM) {
+        const double bc2 = sqrt(1.0 - pow(op->b2, (double)t));
         o->step = (REAL)(op->lr / (1.0 - pow(op->b1, (double)t)));
-        o->bc2 = (REAL)sqrt(1.0 - pow(op->b2, (double)t));
-        o->ibc2 = (REAL)1 / o->bc2;   /* one vector division per lane set, not two */
+        o->bc2 = (REAL)bc2;
+        o->ibc2 = (REAL)(1.0 / bc2);   /* one vector division per lane set, not two */
     }
     o->eps = (REAL)op->eps;
     o->wd = (REAL)op->wd;
@@ -1523,7 +1526,40 @@ static double F(loss_grad)(const fnn_net *net, fnn_ws *ws, const void *Pv, const
     return F(bbwd)(net, ws, P, x, y, NULL, (int)N, (REAL *)gradv, fnn_tune.sparse, FNN_ACC_NONE, &c) / (double)N;
 }
 
-const fnn_kernels F(kernels) = {F(train), F(predict), F(loss_grad), FNN_ISA_NAME};
+/* max |x| over n values in one pass (the Model API's input check, ~memory speed). It compares
+ * the bits with the sign cleared as unsigned integers: for non-negative floats that is the value
+ * order, and inf and NaN sort above every finite value, so the result is NaN or inf exactly when
+ * some value is. An integer max is exact and order-free, so it vectorises; 4 vector accumulators
+ * hide the compare-select latency. */
+static double F(abs_peak)(const void *xv, int64_t n)
+{
+#if IS_F32
+    typedef uint32_t bits;
+    const bits mask = 0x7fffffffu;
+#else
+    typedef uint64_t bits;
+    const bits mask = 0x7fffffffffffffffull;
+#endif
+    enum { LANES = 4 * VW };
+    const bits *b = (const bits *)xv;
+    bits m[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            const bits v = b[i + k] & mask;
+            m[k] = v > m[k] ? v : m[k];
+        }
+    for (; i < n; i++) {
+        const bits v = b[i] & mask;
+        m[0] = v > m[0] ? v : m[0];
+    }
+    for (int k = 1; k < LANES; k++) m[0] = m[k] > m[0] ? m[k] : m[0];
+    REAL r;
+    memcpy(&r, &m[0], sizeof r);
+    return (double)r;
+}
+
+const fnn_kernels F(kernels) = {F(train), F(predict), F(loss_grad), F(abs_peak), FNN_ISA_NAME};
 
 #undef F
 #undef V

@@ -12,21 +12,11 @@ table and the final test accuracy of each.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-import warnings
 from pathlib import Path
 
-try:
-    import fastnn as fn
-except ImportError:  # a source checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import fastnn as fn
-
-
-def quick_default():
-    return os.environ.get("FASTNN_EXAMPLE_QUICK", "") not in ("", "0")
+from _common import add_quick, run
+from _common import fastnn as fn
 
 
 def parse_args(argv=None):
@@ -41,8 +31,7 @@ def parse_args(argv=None):
     p.add_argument("--backend", default="auto", help="auto, cython, numba or numpy")
     p.add_argument("--plots", metavar="DIR",
                    help="write PNG plots of each model to DIR/sigmoid and DIR/relu")
-    p.add_argument("--quick", action="store_true", default=quick_default(),
-                   help="tiny run for CI (also: env FASTNN_EXAMPLE_QUICK=1)")
+    add_quick(p)
     return p.parse_args(argv)
 
 
@@ -101,5 +90,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    warnings.filterwarnings("ignore", message="fastnn: using the", category=RuntimeWarning)
-    sys.exit(main())
+    run(main)

@@ -14,26 +14,15 @@ median and 99th-percentile microseconds per call.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
-
-try:
-    import fastnn as fn
-except ImportError:  # a source checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import fastnn as fn
+from _common import add_quick, run
+from _common import fastnn as fn
 
 from fastnn.presets import build  # noqa: E402
-
-
-def quick_default():
-    return os.environ.get("FASTNN_EXAMPLE_QUICK", "") not in ("", "0")
 
 
 def parse_args(argv=None):
@@ -48,8 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=1000, help="untimed calls first")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="auto", help="auto, cython, numba or numpy")
-    p.add_argument("--quick", action="store_true", default=quick_default(),
-                   help="tiny run for CI (also: env FASTNN_EXAMPLE_QUICK=1)")
+    add_quick(p)
     return p.parse_args(argv)
 
 
@@ -116,5 +104,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    warnings.filterwarnings("ignore", message="fastnn: using the", category=RuntimeWarning)
-    sys.exit(main())
+    run(main)

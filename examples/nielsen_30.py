@@ -19,23 +19,11 @@ biases, reached 95.66-95.96% over the same seeds.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-import warnings
-from pathlib import Path
 
 import numpy as np
-
-try:
-    import fastnn as fn
-except ImportError:  # a source checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import fastnn as fn
-
-
-def quick_default():
-    return os.environ.get("FASTNN_EXAMPLE_QUICK", "") not in ("", "0")
+from _common import add_quick, run
+from _common import fastnn as fn
 
 
 def parse_args(argv=None):
@@ -54,8 +42,7 @@ def parse_args(argv=None):
                         "only (biases 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="auto", help="auto, cython, numba or numpy")
-    p.add_argument("--quick", action="store_true", default=quick_default(),
-                   help="tiny run for CI (also: env FASTNN_EXAMPLE_QUICK=1)")
+    add_quick(p)
     return p.parse_args(argv)
 
 
@@ -102,5 +89,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    warnings.filterwarnings("ignore", message="fastnn: using the", category=RuntimeWarning)
-    sys.exit(main())
+    run(main)

@@ -18,24 +18,13 @@ and applied unchanged to the test part), and the test error is printed for each.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
-
-try:
-    import fastnn as fn
-except ImportError:  # a source checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import fastnn as fn
+from _common import add_quick, run
+from _common import fastnn as fn
 
 from fastnn.datasets import MaxScaler, StandardScaler  # noqa: E402
-
-
-def quick_default():
-    return os.environ.get("FASTNN_EXAMPLE_QUICK", "") not in ("", "0")
 
 
 def parse_args(argv=None):
@@ -50,8 +39,7 @@ def parse_args(argv=None):
     p.add_argument("--scaling-epochs", type=int, default=200, help="epochs in part 2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="auto", help="auto, cython, numba or numpy")
-    p.add_argument("--quick", action="store_true", default=quick_default(),
-                   help="smaller run for CI (also: env FASTNN_EXAMPLE_QUICK=1)")
+    add_quick(p, "smaller run for CI")
     return p.parse_args(argv)
 
 
@@ -131,5 +119,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    warnings.filterwarnings("ignore", message="fastnn: using the", category=RuntimeWarning)
-    sys.exit(main())
+    run(main)

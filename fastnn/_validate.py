@@ -5,9 +5,12 @@ Each error names the argument, what was expected and what was received.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
+
+from .backends import abs_peak
 
 
 def _kind_error(name, arr):
@@ -26,15 +29,32 @@ def as_numeric(name, x) -> np.ndarray:
     return arr
 
 
+def _one_pass(arr) -> bool:
+    return arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous
+
+
+def _nonfinite_error(name, arr):
+    bad = np.argwhere(~np.isfinite(arr))[0]   # only on the error path: a full-size mask is fine
+    where = tuple(int(i) for i in bad)
+    return ValueError(f"{name}: contains NaN or inf (first at index {where})")
+
+
 def check_finite(name, arr):
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        where = tuple(int(i) for i in bad)
-        raise ValueError(f"{name}: contains NaN or inf (first at index {where})")
+    """A precise error if a float array holds NaN or inf (one native pass when it can)."""
+    if arr.dtype.kind != "f":
+        return
+    ok = math.isfinite(abs_peak(arr)) if _one_pass(arr) else bool(np.isfinite(arr).all())
+    if not ok:
+        raise _nonfinite_error(name, arr)
 
 
 def as_inputs(name, x, n_features, dtype) -> np.ndarray:
     """A C-contiguous (N, n_features) array of the model dtype, checked finite."""
+    return inputs_and_peak(name, x, n_features, dtype)[0]
+
+
+def inputs_and_peak(name, x, n_features, dtype):
+    """``as_inputs`` and max |x|, from one pass over the data with no full-size temporary."""
     arr = as_numeric(name, x)
     if arr.ndim == 1 and arr.size == n_features:
         arr = arr.reshape(1, n_features)
@@ -45,8 +65,10 @@ def as_inputs(name, x, n_features, dtype) -> np.ndarray:
     if len(arr) == 0:
         raise ValueError(f"{name}: expected at least one sample, got an empty array")
     out = np.ascontiguousarray(arr, dtype=dtype)
-    check_finite(name, out)
-    return out
+    peak = abs_peak(out)
+    if not math.isfinite(peak):
+        raise _nonfinite_error(name, out)
+    return out, peak
 
 
 def check_int(name, value, lo, hi=None):

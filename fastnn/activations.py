@@ -1,4 +1,4 @@
-"""Activation functions: names, integer codes for the kernels, and the NumPy reference maths.
+"""Activation functions: names and the NumPy reference maths (codes: fastnn.codes).
 
 Derivatives are written in terms of the layer's *output* ``a`` (as in scikit-learn's MLP), so the
 backward pass needs only the cached activations, never the pre-activations.
@@ -8,18 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-# Integer codes are what the compiled kernels see; never renumber them (saved models store names).
-IDENTITY, SIGMOID, RELU, TANH, LEAKY_RELU, SOFTMAX = range(6)
-CODES = {
-    "identity": IDENTITY,
-    "sigmoid": SIGMOID,
-    "relu": RELU,
-    "tanh": TANH,
-    "leaky_relu": LEAKY_RELU,
-    "softmax": SOFTMAX,
-}
-NAMES = {code: name for name, code in CODES.items()}
-LEAKY_SLOPE = 0.01
+from .codes import ACTIVATIONS as CODES
+from .codes import IDENTITY, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SOFTMAX, TANH, names_of
+
+NAMES = names_of(CODES)
 
 
 def code_of(name: str) -> int:

@@ -118,7 +118,8 @@ def cmd_train(a):
     from .layers import Dense
     from .model import Sequential
     from .optimizers import CosineDecay
-    from .presets import PRESETS, make_optimizer
+    from .optimizers import make as make_optimizer
+    from .presets import PRESETS
 
     p = dict(PRESETS[a.preset])
     hidden = [int(s) for s in a.layers.split(",")] if a.layers else p["hidden"]
@@ -130,10 +131,8 @@ def cmd_train(a):
     epochs = a.epochs if a.epochs is not None else p["epochs"]
     batch = a.batch_size or p["batch_size"]
     opt_name, lr = p["optimizer"]
-    if a.optimizer:
-        opt_name = a.optimizer
-        if a.lr is None:
-            lr = {"adam": 1e-3, "sgd": 0.1, "momentum": 0.05, "nesterov": 0.05}[opt_name]
+    if a.optimizer:   # another optimiser than the preset's: its own default lr
+        opt_name, lr = a.optimizer, None
     lr = a.lr if a.lr is not None else lr
     sched = _schedule(a.schedule)
     if sched == "cosine":

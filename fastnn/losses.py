@@ -1,4 +1,4 @@
-"""Losses: names, codes, and the NumPy reference for the loss value and the output delta.
+"""Losses: names and the NumPy reference for the loss value and the output delta.
 
 All losses are summed over a sample's outputs and averaged over the samples of a batch:
   mse                   L = 1/2 sum_j (a_j - y_j)^2            (Nielsen's quadratic cost)
@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import activations as act
+from .codes import ACC_ARGMAX, ACC_BINARY, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, names_of
+from .codes import LOSSES as CODES
 
-MSE, CROSS_ENTROPY, BINARY_CROSS_ENTROPY = range(3)
-CODES = {"mse": MSE, "cross_entropy": CROSS_ENTROPY, "binary_cross_entropy": BINARY_CROSS_ENTROPY}
-NAMES = {code: name for name, code in CODES.items()}
+NAMES = names_of(CODES)
 # The output activation each fused loss needs; mse works with any output except softmax.
 REQUIRED_OUTPUT = {CROSS_ENTROPY: act.SOFTMAX, BINARY_CROSS_ENTROPY: act.SIGMOID}
 
@@ -60,3 +60,12 @@ def output_delta(loss: int, out_act: int, a: np.ndarray, y: np.ndarray, inv_batc
     if loss == MSE:
         act.backward(out_act, a, delta)
     return delta
+
+
+def n_correct(acc_mode: int, out: np.ndarray, y: np.ndarray) -> int:
+    """Correct predictions in a batch, counted as ``acc_mode`` (fastnn.codes.ACC_*) says."""
+    if acc_mode == ACC_ARGMAX:
+        return int(np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1)))
+    if acc_mode == ACC_BINARY:
+        return int(np.count_nonzero((out > 0.5) == (y > 0.5)))
+    return 0

@@ -19,8 +19,9 @@ import numpy as np
 from . import _validate as V
 from . import losses, optimizers
 from .backends import get_backend
-from .backends.numpy_backend import ACC_ARGMAX, ACC_BINARY, ACC_NONE
 from .callbacks import Callback
+from .codes import ACC_ARGMAX, ACC_BINARY, ACC_NONE
+from .datasets.preprocessing import one_hot
 from .layers import Dense
 from .network import Network
 
@@ -186,8 +187,7 @@ class Sequential:
 
     # ---- data preparation ---------------------------------------------------------------
     def _inputs(self, name, x):
-        arr = V.as_inputs(name, x, self.input_size, self.dtype)
-        peak = max(float(arr.max()), -float(arr.min()))   # no |x| temporary of the whole set
+        arr, peak = V.inputs_and_peak(name, x, self.input_size, self.dtype)
         if peak > UNSCALED_WARN:
             warnings.warn(f"{name}: values reach {peak:.4g}; networks train badly "
                           "on unscaled inputs: divide pixels by 255 or use "
@@ -204,9 +204,7 @@ class Sequential:
             arr = arr[:, 0]
         if arr.ndim == 1 and n_out > 1:               # class ids
             ids = V.class_ids(name, arr, n_out)
-            dense = np.zeros((n, n_out), dtype=self.dtype)
-            dense[np.arange(n), ids] = 1.0
-            return _Targets(dense, ACC_ARGMAX)
+            return _Targets(one_hot(ids, n_out, self.dtype), ACC_ARGMAX)
         if arr.ndim == 1:
             arr = arr.reshape(n, 1)
         if arr.ndim != 2 or arr.shape[1] != n_out:
@@ -217,7 +215,7 @@ class Sequential:
         if loss == losses.BINARY_CROSS_ENTROPY and (dense.min() < 0 or dense.max() > 1):
             raise ValueError(f"{name}: binary_cross_entropy targets must be in [0, 1], got "
                              f"values in [{dense.min()}, {dense.max()}]")
-        one_hot = np.isin(dense, (0, 1)).all() and (dense.sum(axis=1) == 1).all()
+        is_one_hot = np.isin(dense, (0, 1)).all() and (dense.sum(axis=1) == 1).all()
         if loss == losses.CROSS_ENTROPY:
             if dense.min() < 0 or not np.allclose(dense.sum(axis=1), 1.0, atol=1e-3):
                 raise ValueError(f"{name}: cross_entropy targets must be one-hot rows or "
@@ -225,7 +223,7 @@ class Sequential:
             return _Targets(dense, ACC_ARGMAX)
         if loss == losses.BINARY_CROSS_ENTROPY and n_out == 1:
             return _Targets(dense, ACC_BINARY)
-        return _Targets(dense, ACC_ARGMAX if one_hot and n_out > 1 else ACC_NONE)
+        return _Targets(dense, ACC_ARGMAX if is_one_hot and n_out > 1 else ACC_NONE)
 
     def _train_workspace(self, batch_size):
         ws = self._train_ws
@@ -275,8 +273,7 @@ class Sequential:
         loss = float(losses.per_sample(self.net.loss, out, t.y).astype(np.float64).mean())
         if t.acc_mode == ACC_NONE:
             return Evaluation(loss, None)
-        from .backends.numpy_backend import n_correct
-        return Evaluation(loss, n_correct(t.acc_mode, out, t.y) / len(x))
+        return Evaluation(loss, losses.n_correct(t.acc_mode, out, t.y) / len(x))
 
     def evaluate(self, x, y):
         """(loss, accuracy) on a data set; accuracy is None for regression."""

@@ -12,6 +12,7 @@ import numpy as np
 from . import activations as act
 from . import init as initializers
 from . import losses
+from .codes import SOFTMAX
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -37,7 +38,7 @@ class Network:
             raise ValueError("need one activation per layer")
         self.loss = losses.code_of(loss) if isinstance(loss, str) else int(loss)
         losses.check_pairing(self.loss, int(self.acts[-1]))
-        if act.SOFTMAX in self.acts[:-1]:
+        if SOFTMAX in self.acts[:-1]:
             raise ValueError("softmax is only supported on the output layer")
         self.dtype = check_dtype(dtype)
         fan_in, fan_out = self.sizes[:-1], self.sizes[1:]

@@ -8,11 +8,11 @@ Conventions follow PyTorch so fastnn and PyTorch runs can be compared step for s
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
-from .backends.numpy_backend import ADAM, MOMENTUM, NESTEROV
-from .backends.numpy_backend import SGD as _SGD
+from . import codes
 
 
 def _check_lr(lr):
@@ -45,8 +45,14 @@ class StepDecay:
         return {"name": "step", "step": self.step, "gamma": self.gamma}
 
 
+def cosine_lr(base_lr: float, epoch: float, epochs: int, min_lr: float = 0.0) -> float:
+    """min + (base - min) * (1 + cos(pi * epoch / epochs)) / 2, flat at min after ``epochs``."""
+    frac = min(epoch, epochs) / epochs
+    return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
 class CosineDecay:
-    """lr = min + (base - min) * (1 + cos(pi * epoch / epochs)) / 2, flat at min afterwards."""
+    """The learning rate of :func:`cosine_lr` at each epoch."""
 
     def __init__(self, epochs: int, min_lr: float = 0.0):
         if not isinstance(epochs, (int, np.integer)) or epochs < 1:
@@ -55,8 +61,7 @@ class CosineDecay:
         self.min_lr = _check_range("CosineDecay min_lr", min_lr, 0, math.inf)
 
     def __call__(self, base_lr: float, epoch: int) -> float:
-        frac = min(epoch, self.epochs) / self.epochs
-        return self.min_lr + (base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
+        return cosine_lr(base_lr, epoch, self.epochs, self.min_lr)
 
     def get_config(self):
         return {"name": "cosine", "epochs": self.epochs, "min_lr": self.min_lr}
@@ -73,6 +78,10 @@ def schedule_from_config(cfg):
     if name not in SCHEDULES:
         raise ValueError(f"schedule: expected one of {sorted(SCHEDULES)}, got {name!r}")
     return SCHEDULES[name](**cfg)
+
+
+# Every scalar an update derives from the hyper-parameters, as Python floats (float64).
+StepScalars = namedtuple("StepScalars", "lr mu wd one_minus_b1 one_minus_b2 step bc2_sqrt eps")
 
 
 class Optimizer:
@@ -109,6 +118,20 @@ class Optimizer:
             raise ValueError(f"schedule gave learning rate {lr!r} at epoch {epoch}")
         self.lr = float(lr)
 
+    def step_scalars(self, t: int) -> StepScalars:
+        """The update's scalars for step ``t`` (1-based), computed in float64.
+
+        Backends round each of these ONCE to the parameter dtype. Computing ``1 - beta2`` in
+        float32 instead gives 0.00099998713 for beta2 = 0.999 (1.3e-5 off), and a float32 Adam
+        run then drifts far from the float64 one (issue 10); PyTorch computes them in float64 too.
+        """
+        step = bc2_sqrt = 0.0
+        if self.kind == codes.ADAM:
+            step = self.lr / (1.0 - self.beta1 ** t)          # lr / bias correction 1
+            bc2_sqrt = math.sqrt(1.0 - self.beta2 ** t)      # sqrt(bias correction 2)
+        return StepScalars(self.lr, self.momentum, self.weight_decay, 1.0 - self.beta1,
+                           1.0 - self.beta2, step, bc2_sqrt, self.eps)
+
     def reset(self) -> None:
         self.t = 0
         for buf in (self.m, self.v):
@@ -143,7 +166,8 @@ class SGD(Optimizer):
         if nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
         self.nesterov = bool(nesterov)
-        self.kind = (NESTEROV if self.nesterov else MOMENTUM) if self.momentum else _SGD
+        self.kind = (codes.NESTEROV if self.nesterov else codes.MOMENTUM) if self.momentum \
+            else codes.SGD
         self.n_buffers = 1 if self.momentum else 0
 
     def _extra_config(self):
@@ -154,7 +178,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba), bias-corrected exactly as torch.optim.Adam does it."""
 
     name = "adam"
-    kind = ADAM
+    kind = codes.ADAM
     n_buffers = 2
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
@@ -168,23 +192,36 @@ class Adam(Optimizer):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}   # config names (get_config()["name"])
+# Default learning rate of each optimiser name accepted by ``make``.
+DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 1e-3}
+
+
+def make(name, lr=None, momentum=0.9, weight_decay=0.0, schedule=None) -> Optimizer:
+    """'sgd', 'momentum', 'nesterov' or 'adam'; ``lr=None`` takes the name's DEFAULT_LR."""
+    if name not in DEFAULT_LR:
+        raise ValueError(f"optimizer: expected one of {sorted(DEFAULT_LR)} or an Optimizer "
+                         f"instance, got {name!r}")
+    lr = DEFAULT_LR[name] if lr is None else lr
+    if name == "adam":
+        return Adam(lr, weight_decay=weight_decay, schedule=schedule)
+    if name == "sgd":
+        return SGD(lr, weight_decay=weight_decay, schedule=schedule)
+    return SGD(lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=weight_decay,
+               schedule=schedule)
 
 
 def get(spec) -> Optimizer:
-    """An Optimizer from an instance, a name ('sgd', 'adam', 'momentum') or a config dict."""
+    """An Optimizer from an instance, a name (see ``make``) or a saved config dict."""
     if isinstance(spec, Optimizer):
         return spec
-    if isinstance(spec, str):
-        if spec == "momentum":
-            return SGD(0.05, momentum=0.9)
-        if spec in OPTIMIZERS:
-            return OPTIMIZERS[spec]()
+    if isinstance(spec, str) and spec in DEFAULT_LR:
+        return make(spec)
     if isinstance(spec, dict):
         cfg = dict(spec)
         name = cfg.pop("name", None)
         if name in OPTIMIZERS:
             sched = schedule_from_config(cfg.pop("schedule", None))
             return OPTIMIZERS[name](**cfg, schedule=sched)
-    raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS) + ['momentum']} "
+    raise ValueError(f"optimizer: expected one of {sorted(DEFAULT_LR)} "
                      f"or an Optimizer instance, got {spec!r}")

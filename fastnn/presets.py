@@ -18,19 +18,6 @@ PRESETS = {
 }
 
 
-def make_optimizer(name, lr, momentum=0.9, weight_decay=0.0, schedule=None):
-    """'sgd', 'momentum', 'nesterov' or 'adam' with a learning rate."""
-    if name == "sgd":
-        return optimizers.SGD(lr, weight_decay=weight_decay, schedule=schedule)
-    if name in ("momentum", "nesterov"):
-        return optimizers.SGD(lr, momentum=momentum, nesterov=name == "nesterov",
-                              weight_decay=weight_decay, schedule=schedule)
-    if name == "adam":
-        return optimizers.Adam(lr, weight_decay=weight_decay, schedule=schedule)
-    raise ValueError(f"optimizer: expected one of ['adam', 'momentum', 'nesterov', 'sgd'], "
-                     f"got {name!r}")
-
-
 def build(name, input_size=784, n_classes=10, **overrides):
     """A Sequential for a preset name; keyword overrides go to Sequential (dtype, backend...)."""
     from .model import Sequential
@@ -39,6 +26,6 @@ def build(name, input_size=784, n_classes=10, **overrides):
         raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {name!r}")
     p = PRESETS[name]
     layers = [Dense(h, p["activation"]) for h in p["hidden"]] + [Dense(n_classes, p["output"])]
-    opt = make_optimizer(*p["optimizer"])
+    opt = optimizers.make(*p["optimizer"])
     return Sequential(layers, input_size=input_size, loss=p["loss"],
                       optimizer=overrides.pop("optimizer", opt), **overrides)

@@ -190,10 +190,15 @@ BAD_FIT = [
 
 @pytest.mark.parametrize("kwargs, exc, message", BAD_FIT)
 def test_fit_rejects_bad_input_clearly(kwargs, exc, message):
-    m = fn.Sequential([fn.Dense(3, "softmax")], input_size=4)
-    args = dict(x=np.zeros((10, 4)), y=np.zeros(10, int), verbose=0) | kwargs
+    m = fn.Sequential([fn.Dense(3, "softmax")], input_size=4, optimizer=fn.Adam(0.1))
+    before = m.get_state()
+    args = dict(x=np.ones((10, 4)), y=np.arange(10) % 3, verbose=0) | kwargs
     with pytest.raises(exc, match=message):
         m.fit(**args)
+    after = m.get_state()   # every error comes before any weight or optimiser change
+    for key in ("params", "m", "v"):
+        np.testing.assert_array_equal(after[key], before[key])
+    assert after["t"] == before["t"] == 0
 
 
 @pytest.mark.parametrize("make, message", [

@@ -32,13 +32,28 @@ def test_bad_thread_counts():
             fastnn.set_num_threads(bad)
 
 
-def test_env_default_and_cli_threads_option():
+def test_env_default():
     code = "import fastnn; print(fastnn.get_num_threads())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"FASTNN_NUM_THREADS": "1", "PATH": ""}, timeout=60)
     assert out.stdout.strip() == "1", out.stderr
+
+
+def test_cli_threads_option(tmp_path, capsys):
+    import numpy as np
+
     from fastnn.cli import main
-    assert main(["info"]) == 0
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x_train=rng.integers(0, 256, (60, 28, 28), dtype=np.uint8),
+             y_train=np.arange(60) % 10, x_test=rng.integers(0, 256, (20, 784), dtype=np.uint8),
+             y_test=np.arange(20) % 10)
+    with fastnn.num_threads(2):   # restores the count the CLI sets
+        assert main(["train", "--data", str(data), "--threads", "1", "--epochs", "1",
+                     "--quiet"]) == 0
+        assert fastnn.get_num_threads() == 1
+    assert "threads=1" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("first", ["torch", "sklearn"])

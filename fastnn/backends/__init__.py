@@ -68,3 +68,13 @@ def available_backends():
 def backend_status():
     """name -> 'ok' or the reason it does not load."""
     return {n: ("ok" if _load(n) is not None else _errors[n]) for n in NAMES}
+
+
+def abs_peak(x):
+    """max |x| of a C-contiguous float32/float64 array in one pass, with no full-size temporary.
+
+    NaN or inf exactly when some value is. Native (~memory speed) when the Cython extension
+    loads, whichever backend a model uses; otherwise NumPy in small chunks.
+    """
+    mod = _load("cython") or _load("numpy")
+    return mod.abs_peak(x)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import codes
+
 try:
     from .. import _kernels
 except ImportError as exc:   # say why: the install may have built without a C compiler
@@ -36,6 +38,7 @@ predict_one = _kernels.predict_one
 train_steps = _kernels.train_steps
 loss_grad = _kernels.loss_grad
 Workspace = _kernels.Workspace
+abs_peak = _kernels.abs_peak   # one-pass input check for the Model API (via the registry)
 
 if os.environ.get("FASTNN_ISA"):
     _kernels.select_isa(os.environ["FASTNN_ISA"])
@@ -63,11 +66,12 @@ def warmup(dtypes=("float32", "float64")):
             loss_grad(net, x, y, np.empty_like(net.params))
 
             class _Opt:
-                kind, lr, momentum, weight_decay, t = 0, 0.0, 0.0, 0.0, 0
+                kind, lr, momentum, weight_decay, t = codes.SGD, 0.0, 0.0, 0.0, 0
                 beta1, beta2, eps = 0.9, 0.999, 1e-8
                 m = v = np.zeros(0, dtype=net.dtype)
 
-            train_steps(net, _Opt(), x, y, np.arange(16, dtype=np.int64), 0, 2, 8, ws, 1)
+            train_steps(net, _Opt(), x, y, np.arange(16, dtype=np.int64), 0, 2, 8, ws,
+                        codes.ACC_ARGMAX)
     return time.perf_counter() - t0
 
 

@@ -7,16 +7,16 @@ delta is dL/dz for the layer being processed, and the loss is averaged over the 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import activations as act
 from .. import losses
+from ..codes import ADAM, MOMENTUM, NESTEROV, SGD
 
 name = "numpy"
-
-# Optimiser kinds and accuracy modes: codes shared by every backend.
-SGD, MOMENTUM, NESTEROV, ADAM = range(4)
-ACC_NONE, ACC_ARGMAX, ACC_BINARY = range(3)
+SCAN_CHUNK = 1 << 16   # values per step of abs_peak: its buffer (256 KiB in float32) stays in L2
 
 
 class Workspace:
@@ -58,37 +58,31 @@ def backward(net, a, y, grad):
             act.backward(int(net.acts[l - 1]), a[l][:B], delta)
 
 
-def n_correct(acc_mode, out, y):
-    if acc_mode == ACC_ARGMAX:
-        return int(np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1)))
-    if acc_mode == ACC_BINARY:
-        return int(np.count_nonzero((out > 0.5) == (y > 0.5)))
-    return 0
-
-
 def update(net, opt, grad):
-    """One optimiser step on net.params (opt.t is the step number, already incremented)."""
+    """One optimiser step on net.params (opt.t is the step number, already incremented).
+
+    Every scalar is derived in float64 (opt.step_scalars) and rounded once to the dtype.
+    """
     p, dt = net.params, net.dtype.type
-    if opt.weight_decay:
+    sc = opt.step_scalars(opt.t)
+    if sc.wd:
         for s in net.weight_slices():
-            grad[s] += dt(opt.weight_decay) * p[s]       # L2: d/dW of wd/2 |W|^2
-    lr = dt(opt.lr)
+            grad[s] += dt(sc.wd) * p[s]                  # L2: d/dW of wd/2 |W|^2
+    lr = dt(sc.lr)
     if opt.kind == SGD:
         p -= lr * grad
     elif opt.kind in (MOMENTUM, NESTEROV):                # PyTorch's convention: v = mu v + g
-        v, mu = opt.m, dt(opt.momentum)
+        v, mu = opt.m, dt(sc.mu)
         v *= mu
         v += grad
         p -= lr * (grad + mu * v) if opt.kind == NESTEROV else lr * v
     elif opt.kind == ADAM:                                 # PyTorch's Adam, bias-corrected
-        m, v, b1, b2 = opt.m, opt.v, dt(opt.beta1), dt(opt.beta2)
-        m *= b1
-        m += (dt(1.0) - b1) * grad
-        v *= b2
-        v += (dt(1.0) - b2) * grad * grad
-        step = dt(opt.lr / (1.0 - opt.beta1 ** opt.t))
-        bc2_sqrt = dt(np.sqrt(1.0 - opt.beta2 ** opt.t))
-        p -= step * m / (np.sqrt(v) / bc2_sqrt + dt(opt.eps))
+        m, v = opt.m, opt.v
+        m *= dt(opt.beta1)
+        m += dt(sc.one_minus_b1) * grad
+        v *= dt(opt.beta2)
+        v += dt(sc.one_minus_b2) * grad * grad
+        p -= dt(sc.step) * m / (np.sqrt(v) / dt(sc.bc2_sqrt) + dt(sc.eps))
     else:
         raise ValueError(f"unknown optimiser kind {opt.kind}")
 
@@ -130,8 +124,25 @@ def train_steps(net, opt, x, y, order, start, nsteps, batch_size, ws, acc_mode):
             xb, yb = x[idx], y[idx]
             out = forward(net, xb, ws.a)
             loss_sum += float(losses.per_sample(net.loss, out, yb).sum())
-            correct += n_correct(acc_mode, out, yb)
+            correct += losses.n_correct(acc_mode, out, yb)
             backward(net, ws.a, yb, ws.grad)
             opt.t += 1
             update(net, opt, ws.grad)
     return loss_sum, correct
+
+
+def abs_peak(x):
+    """max |x| of a C-contiguous float array, in chunks (no full-size temporary).
+
+    The result is NaN or inf exactly when some value is (0.0 for an empty array).
+    """
+    flat = x.reshape(-1)
+    buf = np.empty(min(SCAN_CHUNK, flat.size), dtype=flat.dtype)
+    peak = 0.0
+    for lo in range(0, flat.size, SCAN_CHUNK):
+        chunk = flat[lo:lo + SCAN_CHUNK]
+        m = float(np.abs(chunk, out=buf[:len(chunk)]).max())
+        if not math.isfinite(m):
+            return m
+        peak = max(peak, m)
+    return peak

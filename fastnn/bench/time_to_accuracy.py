@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import shlex
 import statistics
 import subprocess
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..optimizers import cosine_lr
 from . import config as B
 from . import machine as M
 from . import peers as P
@@ -62,9 +62,9 @@ def recipe_text(name):
 
 def build_model(name, seed, backend):
     import fastnn
-    from fastnn import presets
+    from fastnn.optimizers import make
     r = RECIPES[name]
-    opt = presets.make_optimizer(*r["opt"], schedule=fastnn.CosineDecay(r["cosine"]))
+    opt = make(*r["opt"], schedule=fastnn.CosineDecay(r["cosine"]))
     layers = [fastnn.Dense(h, r["act"]) for h in r["hidden"]] + [fastnn.Dense(10, "softmax")]
     return fastnn.Sequential(layers, input_size=784, loss="cross_entropy", optimizer=opt,
                              dtype=B.DTYPE, backend=backend, seed=seed)
@@ -109,7 +109,7 @@ def run_torch(name, seed, threads, target=TARGET):
     accs = []
     t0 = time.perf_counter()
     for epoch in range(r["max_epochs"]):
-        lr = 0.5 * base * (1 + math.cos(math.pi * min(epoch, r["cosine"]) / r["cosine"]))
+        lr = cosine_lr(base, epoch, r["cosine"])   # the schedule fastnn's CosineDecay follows
         for g in peer.opt.param_groups:
             g["lr"] = lr
         order = B.epoch_order(ref, len(x), epoch, seed)
