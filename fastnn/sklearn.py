@@ -227,6 +227,8 @@ class _BaseMLP(BaseEstimator):
                               weight_decay=wd)
 
     def _fit(self, X, y, incremental):
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         X, Y = self._validate_input(X, y, incremental, reset=first)
         rng = check_random_state(self.random_state)

@@ -136,6 +136,20 @@ def test_partial_fit_runs_one_epoch_per_call_and_checks_classes(digits):
     assert reg.n_iter_ == 3 and len(reg.loss_curve_) == 3
 
 
+def test_warm_start_continues_and_partial_fit_refuses_early_stopping(digits):
+    x, _, y, _ = digits
+    est = MLPClassifier(max_iter=3, random_state=0, warm_start=True).fit(x, y)
+    first = list(est.loss_curve_)
+    weights = est.coefs_[0].copy()
+    est.fit(x, y)
+    assert est.n_iter_ == 6 and est.loss_curve_[:3] == first
+    assert est.loss_curve_[3] < first[0] and not np.array_equal(est.coefs_[0], weights)
+    with pytest.raises(ValueError, match="same classes"):
+        est.fit(x[y < 5], y[y < 5])
+    with pytest.raises(ValueError, match="early_stopping"):
+        MLPClassifier(early_stopping=True).partial_fit(x, y, classes=np.arange(10))
+
+
 def test_multilabel_and_multioutput_targets():
     x, ys = make_multilabel_classification(n_samples=300, n_classes=4, random_state=0)
     x = StandardScaler().fit_transform(x)
