@@ -440,7 +440,7 @@ class Sequential:
         from .io import to_bytes
         seeds, hist = self._seeds, self.history
         return {"fastnn_model": to_bytes(self), "backend": self.backend.name,
-                "seeds": (seeds.entropy, tuple(int(k) for k in seeds.spawn_key),
+                "seeds": (_plain_ints(seeds.entropy), tuple(int(k) for k in seeds.spawn_key),
                           int(seeds.n_children_spawned)),
                 "history": None if hist is None else (
                     [int(e) for e in hist.epoch], bool(hist.interrupted),
@@ -462,6 +462,11 @@ class Sequential:
             self.history = History()
             self.history.epoch, self.history.interrupted = list(epochs), interrupted
             self.history.history.update(logs)
+
+
+def _plain_ints(value):
+    """SeedSequence entropy (an int or a sequence of ints) as Python ints, for pickling."""
+    return int(value) if np.ndim(value) == 0 else [int(v) for v in np.ravel(value)]
 
 
 def _progress(n, epoch, epochs, verbose):

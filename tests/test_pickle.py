@@ -69,8 +69,10 @@ def test_deepcopy_is_an_independent_equal_model(rng):
         np.shares_memory(twin.layers[0].weights, twin.params)
 
 
-def test_pickle_holds_no_arrays_or_code_beyond_the_class(rng):
+@pytest.mark.parametrize("seed", [7, np.int64(7), [1, 2], None])
+def test_pickle_holds_no_arrays_or_code_beyond_the_class(rng, seed):
     model = _model("numpy")
+    model._seeds = np.random.SeedSequence(seed)     # as Sequential(seed=...) makes it
     model.fit(*_data(rng), epochs=1, verbose=0)
     payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     assert _globals(payload) == {("fastnn.model", "Sequential")}
