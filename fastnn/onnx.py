@@ -221,7 +221,8 @@ class _Chain:
             self.fail(node, f"weights must be a 2-D float tensor, got {w.dtype}{list(w.shape)}")
         if self.weight_dtype is None:
             self.weight_dtype = w.dtype
-        return w.astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are refused in check()
+            return w.astype(np.float64)
 
     def _add(self, node):
         if not self.open or len(node.input) != 2:
@@ -299,7 +300,10 @@ def from_onnx(source, *, loss=None, optimizer="sgd", dtype=None, backend="auto",
     layers = [Dense(int(w.shape[1]), fn) for w, _, fn in chain.layers]
     model = Sequential(layers, input_size=int(chain.layers[0][0].shape[0]), loss=loss,
                        optimizer=optimizer, dtype=dtype, backend=backend, seed=seed)
-    for lay, (w, b, _) in zip(model.layers, chain.layers, strict=True):
-        lay.weights[...] = w
-        lay.biases[...] = b
+    with np.errstate(over="ignore"):
+        for lay, (w, b, _) in zip(model.layers, chain.layers, strict=True):
+            lay.weights[...] = w
+            lay.biases[...] = b
+    if not np.isfinite(model.params).all():
+        raise ValueError(f"{src}: weights overflow {model.dtype.name}; pass dtype='float64'")
     return model

@@ -236,6 +236,31 @@ def test_truncated_empty_and_garbage_files_get_a_value_error(tmp_path, rng):
         from_onnx(tmp_path / "absent.onnx")
 
 
+def test_float64_weights_too_large_for_float32_are_refused(rng):
+    proto = _torch_style(rng)
+    big = numpy_helper.from_array(np.full((16, 36), 1e300), "fc1.weight")
+    proto.graph.initializer[0].CopyFrom(big)
+    with pytest.raises(ValueError, match="overflow float32"):
+        from_onnx(proto, dtype="float32")
+    assert from_onnx(proto).dtype == np.float64
+
+
+def test_mutated_files_load_or_raise_value_error(rng):
+    data = _torch_style(rng).SerializeToString()
+    loaded = 0
+    for _ in range(400):
+        mutated = bytearray(data)
+        for at in rng.integers(0, len(data), size=rng.integers(1, 4)):
+            mutated[at] = rng.integers(0, 256)
+        try:
+            model = from_onnx(bytes(mutated))
+        except ValueError:
+            continue
+        assert np.isfinite(model.params).all()
+        loaded += 1
+    assert 0 < loaded < 400
+
+
 def test_a_missing_onnx_names_the_extra():
     code = "import sys; sys.modules['onnx'] = None; import fastnn.onnx"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
