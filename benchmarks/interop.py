@@ -41,8 +41,10 @@ ONE_CALLS = 2_000        # single-sample calls per timed round
 
 
 def sklearn_data():
+    """The first 10k MNIST training images (FASTNN_BENCH_SAMPLES caps it) and the test set."""
     (x, y), (xt, yt) = B.load_data()
-    return x[:N_TRAIN], y[:N_TRAIN], xt, yt
+    n = min(N_TRAIN, B.env_int("FASTNN_BENCH_SAMPLES", 0, lo=0) or N_TRAIN)
+    return x[:n], y[:n], xt, yt
 
 
 def make_estimator(engine, config, seed):
@@ -119,8 +121,9 @@ def sklearn_rows(seeds, log):
                     f"accuracy {accs[-1]:.4f}")
             res[engine] = (float(np.median(secs)), float(np.median(accs)))
         (tf, af), (ts, as_) = res["fastnn"], res["sklearn"]
-        rows.append(f"| {config} | {tf:.3f} s ({N_TRAIN * EPOCHS / tf / 1e3:,.0f}k/s) | "
-                    f"{ts:.3f} s ({N_TRAIN * EPOCHS / ts / 1e3:,.0f}k/s) | {ts / tf:.1f}x | "
+        n = len(x) * EPOCHS
+        rows.append(f"| {config} | {tf:.3f} s ({n / tf / 1e3:,.0f}k/s) | "
+                    f"{ts:.3f} s ({n / ts / 1e3:,.0f}k/s) | {ts / tf:.1f}x | "
                     f"{af:.2%} | {as_:.2%} | {100 * (af - as_):+.2f} |")
     return rows
 
@@ -165,7 +168,8 @@ def main(argv=None):
         log(f"threads {a.threads}, float32, fastnn backend {B.resolved('auto')}, "
             f"cpu {B.cpu_name()}")
         if a.only != "onnx":
-            out += ["", f"MNIST, first {N_TRAIN:,} training images, {EPOCHS} epochs, same "
+            n_train = len(sklearn_data()[0])
+            out += ["", f"MNIST, first {n_train:,} training images, {EPOCHS} epochs, same "
                     f"hyper-parameters, median of {a.seeds} seeds; accuracy on the 10k test "
                     "images", "",
                     "| config | fastnn.sklearn fit | sklearn fit | speed-up | fastnn acc | "
