@@ -217,6 +217,14 @@ def test_verbose_threads_and_backend_parameters(digits, capsys):
         MLPClassifier(solver="lbfgs").fit(x, y)
 
 
+def test_divergence_is_an_error_not_nan_weights():
+    x = np.random.default_rng(0).normal(size=(200, 5))
+    est = MLPRegressor(solver="sgd", learning_rate_init=10.0, max_iter=50, random_state=0)
+    with pytest.raises(fastnn.DivergenceError, match="diverged"):
+        est.fit(x, 1e3 * x.sum(1))
+    assert all(np.isfinite(w).all() for w in est.coefs_)
+
+
 def test_feature_names_are_recorded_with_pandas(digits):
     pd = pytest.importorskip("pandas")
     x, _, y, _ = digits
