@@ -38,7 +38,7 @@ except ImportError as exc:  # absent, or older than 1.6 (no validate_data / skle
 from . import optimizers
 from .callbacks import Callback
 from .layers import Dense
-from .model import Sequential
+from .model import DivergenceError, Sequential
 from .threads import threads as _threads
 
 # sklearn's activation names -> fastnn's ('leaky_relu' is fastnn's addition)
@@ -260,8 +260,13 @@ class _BaseMLP(BaseEstimator):
         seed = (self._seed + self.n_iter_) % (2 ** 31)
         with self._thread_cap(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"x: values reach")  # sklearn has no such
-            model.fit(X, Y, epochs=1 if incremental else self.max_iter, batch_size=batch,
-                      shuffle=self.shuffle, seed=seed, verbose=0, callbacks=[rules])
+            try:
+                model.fit(X, Y, epochs=1 if incremental else self.max_iter, batch_size=batch,
+                          shuffle=self.shuffle, seed=seed, verbose=0, callbacks=[rules])
+            except DivergenceError as exc:   # scikit-learn's error for the same event
+                raise ValueError("Solver produced non-finite parameter weights. The input data "
+                                 f"may contain large values and need to be preprocessed. ({exc})"
+                                 ) from exc
         if early and getattr(self, "_best_params", None) is not None:
             model.params[...] = self._best_params
             del self._best_params
