@@ -233,7 +233,7 @@ class _BaseMLP(BaseEstimator):
         X, Y = self._validate_input(X, y, incremental, reset=first)
         rng = check_random_state(self.random_state)
         if first:
-            self._initialize(X.shape[1], Y.shape[1], rng)
+            self._initialize(X.shape[1], Y.shape[1] if Y.ndim == 2 else len(self.classes_), rng)
         n = len(X)
         if self.batch_size == "auto":
             batch = min(200, n)
@@ -327,8 +327,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` "
                                  f"has {self.classes_}. 'y' has {classes}.")
-        Y = self._label_binarizer.transform(y).astype(self.dtype)
-        return X, Y
+        if self._label_binarizer.y_type_ == "multiclass":
+            # class ids: the model one-hot encodes them, cheaper than LabelBinarizer's matrix
+            return X, np.searchsorted(self.classes_, y)
+        return X, self._label_binarizer.transform(y).astype(self.dtype)
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y); ``classes`` (all labels) is required on the first call."""
@@ -342,7 +344,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._fit(X, y, incremental=True)
 
     def _score_rows(self, X, Y):
-        return accuracy_score(self._label_binarizer.inverse_transform(Y), self.predict(X))
+        labels = self.classes_[Y] if Y.ndim == 1 else self._label_binarizer.inverse_transform(Y)
+        return accuracy_score(labels, self.predict(X))
 
     def predict(self, X):
         out = self._forward(X)
