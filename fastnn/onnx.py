@@ -14,6 +14,7 @@ does not fit and its op type.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 
@@ -104,33 +105,48 @@ def save_onnx(model, path, opset: int | None = None) -> None:
 
 # ---- import ---------------------------------------------------------------------------------
 def _load_proto(source):
+    """Parse (never reading external data), refuse external tensors, run onnx.checker."""
     if isinstance(source, onnx.ModelProto):
-        return source, "<ModelProto>"
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data, src = bytes(source), "<bytes>"
+        proto, src = source, "<ModelProto>"
     else:
-        src = os.fspath(source)
-        with open(src, "rb") as f:
-            data = f.read()
-    proto = onnx.ModelProto()
-    try:
-        proto.ParseFromString(data)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeWarning types
-        raise ValueError(f"{src}: not a valid ONNX file ({type(exc).__name__}: {exc})") from None
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            data, src = bytes(source), "<bytes>"
+        else:
+            src = os.fspath(source)
+            with open(src, "rb") as f:
+                data = f.read()
+        proto = onnx.ModelProto()
+        try:
+            proto.ParseFromString(data)
+        except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+            raise ValueError(f"{src}: not a valid ONNX file ({type(exc).__name__}: {exc})"
+                             ) from None
     if not proto.HasField("graph") or not proto.graph.node:
         raise ValueError(f"{src}: not a valid ONNX model (no graph nodes; truncated or empty?)")
+    tensors = list(proto.graph.initializer) + [a.t for n in proto.graph.node
+                                               for a in n.attribute if a.HasField("t")]
+    for t in tensors:
+        if t.data_location == TensorProto.EXTERNAL:
+            raise ValueError(f"{src}: tensor {t.name!r} keeps its data in an external file; "
+                             "fastnn imports self-contained ONNX files only")
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{src}: invalid ONNX model (truncated or corrupt?): {first}") from None
+        raise ValueError(f"{src}: invalid ONNX model (truncated or corrupt?): "
+                         f"{_checker_message(exc)}") from None
     return proto, src
 
 
+def _checker_message(exc):
+    """onnx.checker's message on one line, its node context as "node 'name', op type T"."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    match = re.search(r"==> Context: .*?Name: (.*?) OpType: (\S+)", text)
+    if match:
+        text = f"{text[:match.start()].strip()} (node {match[1]!r}, op type {match[2]})"
+    return text
+
+
 def _tensor(t, src):
-    if t.data_location == TensorProto.EXTERNAL:
-        raise ValueError(f"{src}: tensor {t.name!r} keeps its data in an external file; fastnn "
-                         "imports self-contained ONNX files only")
     try:
         return numpy_helper.to_array(t)
     except Exception as exc:  # noqa: BLE001 - malformed raw_data sizes etc.
@@ -178,7 +194,10 @@ class _Chain:
             self.fail(node, f"it does not continue the chain from {self.cur!r}")
         if len(node.output) != 1:
             self.fail(node, "more than one output")
-        getattr(self, "_" + op.lower(), lambda n: self.fail(n))(node)
+        handler = self.HANDLERS.get(op)      # exact op types only: never getattr on file text
+        if handler is None:
+            self.fail(node)
+        handler(self, node)
         self.cur = node.output[0]
 
     def _identity(self, node):
@@ -251,7 +270,8 @@ class _Chain:
         self.layers[-1][2] = FASTNN_OF[node.op_type]
         self.open = False
 
-    _relu = _sigmoid = _tanh = _leakyrelu = _softmax = _activation
+    HANDLERS = {"Identity": _identity, "Flatten": _flatten, "Reshape": _reshape, "Gemm": _gemm,
+                "MatMul": _matmul, "Add": _add, **dict.fromkeys(FASTNN_OF, _activation)}
 
     def check(self, graph):
         if self.cur != self.output:

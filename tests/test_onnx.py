@@ -186,6 +186,7 @@ def _edit(proto, index, node):
     ("external", "external file"),
     ("nan", "NaN or inf"),
     ("two inputs", "one input and one output"),
+    ("method name", "No Op registered for _weights.*\\(node 'x', op type _weights\\)"),
 ])
 def test_graphs_that_are_not_supported_mlps_get_a_precise_value_error(case, match, rng):
     proto = _torch_style(rng)
@@ -217,6 +218,8 @@ def test_graphs_that_are_not_supported_mlps_get_a_precise_value_error(case, matc
     elif case == "nan":
         inits["fc1.bias"].CopyFrom(numpy_helper.from_array(np.full(16, np.nan, np.float32),
                                                            "fc1.bias"))
+    elif case == "method name":       # an op type spelling a private method of the importer
+        _edit(proto, 2, helper.make_node("_weights", ["h", "fc1.weight"], ["r"], name="x"))
     elif case == "two inputs":
         proto.graph.input.append(helper.make_tensor_value_info("z2", TensorProto.FLOAT, [1]))
     with pytest.raises(ValueError, match=match):
