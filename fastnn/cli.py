@@ -20,6 +20,7 @@ EPILOG = """examples:
   fastnn evaluate mlp.fnn
   fastnn predict mlp.fnn digits.npz
   fastnn info
+  fastnn export mlp.fnn mlp.onnx                # ONNX file for ONNX Runtime etc.
   fastnn bench --quick                          # a one-minute benchmark smoke run
   fastnn bench --networks digits-16 --peers torch
 """
@@ -76,6 +77,11 @@ def _parser():
     pr.add_argument("--backend", default="auto")
 
     sub.add_parser("info", help="version, backends, threads, BLAS and CPU")
+
+    ex = sub.add_parser("export", help="convert a saved model to ONNX (needs fastnn[onnx])")
+    ex.add_argument("model", help="a model file written by --save or model.save()")
+    ex.add_argument("output", help="the .onnx file to write")
+    ex.add_argument("--opset", type=int, help="ONNX opset (default: fastnn.onnx.DEFAULT_OPSET)")
 
     sub.add_parser("bench", add_help=False,
                    help="training throughput of every backend next to a plain NumPy MLP "
@@ -252,8 +258,18 @@ def cmd_bench(args):
     return compare.main(args) or 0
 
 
+def cmd_export(a):
+    from .io import load
+    from .onnx import save_onnx
+
+    model = load(a.model)
+    save_onnx(model, a.output, opset=a.opset)
+    print(f"wrote {a.output} ({model!r}, output: {model.layers[-1].activation})")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "info": cmd_info}
+            "info": cmd_info, "export": cmd_export}
 
 
 def main(argv=None):

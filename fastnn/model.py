@@ -425,6 +425,46 @@ class Sequential:
                 "loss": self.loss, "dtype": self.dtype.name,
                 "optimizer": self.optimizer.get_config(), "seed": self.seed}
 
+    def save_onnx(self, path, opset=None):
+        """Write the network as an ONNX file (needs the ``fastnn[onnx]`` extra)."""
+        from .onnx import save_onnx
+        save_onnx(self, path, opset=opset)
+
+    # ---- pickle and deepcopy --------------------------------------------------------------
+    # The state is the safetensors bytes of ``save`` plus a few plain ints, floats and strings:
+    # a pickle of a model holds no arrays and no code beyond the class reference.
+    def __getstate__(self):
+        from .io import to_bytes
+        seeds, hist = self._seeds, self.history
+        return {"fastnn_model": to_bytes(self), "backend": self.backend.name,
+                "seeds": (_plain_ints(seeds.entropy), tuple(int(k) for k in seeds.spawn_key),
+                          int(seeds.n_children_spawned)),
+                "history": None if hist is None else (
+                    [int(e) for e in hist.epoch], bool(hist.interrupted),
+                    {k: [None if v is None else float(v) for v in vals]
+                     for k, vals in hist.history.items()})}
+
+    def __setstate__(self, state):
+        from .backends import available_backends
+        from .io import from_bytes
+        name = state["backend"]
+        model = from_bytes(state["fastnn_model"], src="<pickle>",
+                           backend=name if name in available_backends() else "auto")
+        self.__dict__.update(model.__dict__)
+        entropy, spawn_key, spawned = state["seeds"]
+        self._seeds = np.random.SeedSequence(entropy, spawn_key=spawn_key,
+                                             n_children_spawned=spawned)
+        if state["history"] is not None:
+            epochs, interrupted, logs = state["history"]
+            self.history = History()
+            self.history.epoch, self.history.interrupted = list(epochs), interrupted
+            self.history.history.update(logs)
+
+
+def _plain_ints(value):
+    """SeedSequence entropy (an int or a sequence of ints) as Python ints, for pickling."""
+    return int(value) if np.ndim(value) == 0 else [int(v) for v in np.ravel(value)]
+
 
 def _progress(n, epoch, epochs, verbose):
     if not verbose:

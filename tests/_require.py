@@ -1,7 +1,12 @@
-"""Optional components in tests: skipped on a developer's machine, required in CI.
+"""Optional dependencies in tests: skip when absent locally, fail when absent in CI.
 
-CI sets CI=true; there a missing component (an extra, a browser, mpiexec) is a failure, not a
-skip, so a broken install step cannot hide behind a green run.
+    from tests._require import require
+    onnx = require("onnx")
+
+Outside CI a missing module skips the calling test module (as ``pytest.importorskip``). With the
+environment variable CI set to a true value (GitHub Actions and most CI systems set CI=true),
+a missing module is an error: CI installs every extra, so a skip there would hide a broken
+install.
 """
 
 from __future__ import annotations
@@ -11,23 +16,26 @@ import os
 
 import pytest
 
+_FALSE = ("", "0", "false", "no", "off")
+
 
 def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    return os.environ.get("CI", "").strip().lower() not in _FALSE
 
 
-def missing(what: str, why: str):
-    """Skip (developer machine) or fail (CI) because ``what`` is not available."""
-    message = f"{what} is not available: {why}"
-    if in_ci():
-        pytest.fail(message + " (required in CI)", pytrace=False)
-    pytest.skip(message)
-
-
-def require(module: str, extra: str | None = None):
-    """Import ``module`` or skip/fail; ``extra`` names the fastnn extra that brings it."""
+def require(module_name: str, minversion: str | None = None):
+    """Import and return ``module_name``; skip (locally) or fail (in CI) if it is missing."""
+    if not in_ci():
+        return pytest.importorskip(module_name, minversion=minversion)
     try:
-        return importlib.import_module(module)
+        module = importlib.import_module(module_name)
     except ImportError as exc:
-        hint = f"pip install 'fastnn[{extra}]'" if extra else f"pip install {module}"
-        missing(module, f"{exc} ({hint})")
+        pytest.fail(f"CI is set but {module_name!r} cannot be imported ({exc}); install the "
+                    "extra that provides it", pytrace=False)
+    if minversion is not None:
+        from packaging.version import Version
+        have = getattr(module, "__version__", "0")
+        if Version(have) < Version(minversion):
+            pytest.fail(f"CI is set but {module_name} {have} is older than {minversion}",
+                        pytrace=False)
+    return module
