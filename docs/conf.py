@@ -15,3 +15,14 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 nitpicky = False
 html_theme = "alabaster"
+
+
+def _skip_sklearn_routing(app, what, name, obj, skip, options):
+    """scikit-learn generates set_*_request methods on every estimator; they are its API."""
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_sklearn_routing)

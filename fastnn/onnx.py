@@ -28,8 +28,10 @@ except ImportError as exc:
 from . import activations as act
 from ._version import __version__
 
-# ONNX 1.13+ / ONNX Runtime 1.14+. Not newer: ONNX Runtime (1.32) has a float64 LeakyRelu
-# kernel only for opsets 16-18; to_onnx(model, opset=...) picks another.
+__all__ = ["DEFAULT_OPSET", "from_onnx", "save_onnx", "to_onnx"]
+
+#: The opset ``to_onnx`` writes by default (ONNX 1.13+ / ONNX Runtime 1.14+). Not newer: ONNX
+#: Runtime (1.32) has a float64 LeakyRelu kernel only for opsets 16-18.
 DEFAULT_OPSET = 18
 ELEM = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
 ONNX_OF = {act.SIGMOID: "Sigmoid", act.RELU: "Relu", act.TANH: "Tanh",

@@ -42,6 +42,8 @@ from .model import DivergenceError, Sequential
 from .threads import threads as _threads
 
 # sklearn's activation names -> fastnn's ('leaky_relu' is fastnn's addition)
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
                "leaky_relu": "leaky_relu"}
 OUT_NAMES = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}
