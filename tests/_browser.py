@@ -3,7 +3,7 @@
 - ``require_chromium()``: the browser, or a skip with a reason; under CI (env CI set) a missing
   browser or playwright is a failure, never a skip.
 - ``start_server()`` / ``stop_server()``: a real ``fastnn serve`` process on 127.0.0.1.
-- ``digit_strokes()``: mouse strokes that retrace an MNIST image along its centre line.
+- ``digit_strokes()``: pen strokes that retrace an MNIST image along its centre line.
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model_path, *extra, timeout=60.0):
+def start_server(model_path, *extra, cwd=None, timeout=60.0):
     """(process, base URL) of ``python -m fastnn serve model_path`` once /healthz answers."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "fastnn", "serve", str(model_path), "--port", str(port), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -105,18 +105,32 @@ def _thin(img: np.ndarray) -> np.ndarray:
 
 
 def digit_strokes(image28: np.ndarray, scale: float = 10.0, threshold: float = 0.5):
-    """Line segments ((x1, y1), (x2, y2)) in pad pixels that retrace an MNIST digit: one per
-    pair of neighbouring pixels of its skeleton (isolated pixels become dots)."""
+    """Pen strokes (lists of (x, y) points in pad pixels) that retrace an MNIST digit along
+    its skeleton: each walks unvisited links between neighbouring skeleton pixels, starting
+    at line ends where there are any; an isolated pixel becomes a dot."""
     sk = _thin(np.asarray(image28).reshape(28, 28) >= threshold)
-    centre = lambda r, c: ((c + 0.5) * scale, (r + 0.5) * scale)   # noqa: E731
-    segments = []
-    for r, c in zip(*np.nonzero(sk), strict=True):
-        linked = False
-        for dr, dc in ((0, 1), (1, -1), (1, 0), (1, 1)):
-            rr, cc = r + dr, c + dc
-            if 0 <= rr < 28 and 0 <= cc < 28 and sk[rr, cc]:
-                segments.append((centre(r, c), centre(rr, cc)))
-                linked = True
-        if not linked:
-            segments.append((centre(r, c), centre(r, c)))
-    return segments
+    pixels = {(int(r), int(c)) for r, c in zip(*np.nonzero(sk), strict=True)}
+    links = {p: {(p[0] + dr, p[1] + dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)
+                 if (dr or dc) and (p[0] + dr, p[1] + dc) in pixels} for p in pixels}
+    at = lambda p: ((p[1] + 0.5) * scale, (p[0] + 0.5) * scale)   # noqa: E731
+    strokes = [[at(p)] for p in sorted(pixels) if not links[p]]
+    for p in sorted(pixels, key=lambda q: (len(links[q]) != 1, q)):   # line ends first
+        while links[p]:
+            path, q = [at(p)], p
+            while links[q]:
+                nxt = min(links[q])
+                links[q].discard(nxt)
+                links[nxt].discard(q)
+                path.append(at(nxt))
+                q = nxt
+            strokes.append(_smooth(path))
+    return strokes
+
+
+def _smooth(path):
+    """Average each inner point with its neighbours: pixel staircases become pen-like curves."""
+    if len(path) < 3:
+        return path
+    pts = np.array(path)
+    pts[1:-1] = (pts[:-2] + 2 * pts[1:-1] + pts[2:]) / 4
+    return [tuple(p) for p in pts.tolist()]

@@ -86,9 +86,11 @@ function schedule() {
 }
 
 function pump() {
+  document.body.dataset.idle = state.dirty || state.busy ? "0" : "1";   // for tests
   if (!state.dirty || state.busy) return;
   state.dirty = false;
   state.busy = true;
+  document.body.dataset.idle = "0";
   $("pad").toBlob(async (blob) => {
     try {
       const form = new FormData();
