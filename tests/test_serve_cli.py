@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import os
 import threading
 
 import numpy as np
@@ -49,15 +50,41 @@ def test_serve_a_model_file_on_loopback(fake_uvicorn, capsys, model_file):
     assert "warning" not in out
 
 
-def test_other_hosts_are_warned_about_and_workers_load_the_file(fake_uvicorn, capsys,
-                                                               model_file, monkeypatch):
-    monkeypatch.delenv("FASTNN_SERVE_MODEL", raising=False)
-    assert main(["serve", str(model_file), "--host", "0.0.0.0", "--workers", "2"]) == 0
-    (target, kw), = fake_uvicorn
-    assert target == "fastnn.serve.app:app_from_env" and kw["factory"] and kw["workers"] == 2
+def test_other_hosts_are_warned_about_and_workers_load_the_file(capsys, model_file,
+                                                               monkeypatch):
+    import socket
+
+    import uvicorn.supervisors
+
+    started = []
+
+    class FakeSupervisor:
+        def __init__(self, config, sockets):
+            started.append((config, sockets))
+
+        def run(self):
+            pass
+
+    monkeypatch.setattr(uvicorn.supervisors, "Multiprocess", FakeSupervisor)
+    for name in ("FASTNN_SERVE_MODEL", "FASTNN_SERVE_SOURCE", "FASTNN_SERVE_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["serve", str(model_file), "--host", "0.0.0.0", "--port", "0",
+                 "--workers", "2"]) == 0
+    (config, (sock,)), = started
+    try:
+        assert config.app == "fastnn.serve.app:app_from_env" and config.workers == 2
+        # without this every keep-alive response waits ~40 ms for a delayed ACK
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        sock.close()
     assert "reachable from other machines" in capsys.readouterr().out
     from fastnn.serve.app import app_from_env
-    app = app_from_env()                     # what each worker process builds
+    threads = fn.get_num_threads()
+    try:
+        app = app_from_env()                 # what each worker process builds
+        assert fn.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)
+    finally:
+        fn.set_num_threads(threads)
     assert app.state.predictor.model.net.n_params == fn.load(model_file).net.n_params
 
 

@@ -33,6 +33,7 @@ from .inputs import (
 STATIC = Path(__file__).with_name("static")
 IMAGE_INPUTS = 784
 MODEL_ENV, SOURCE_ENV = "FASTNN_SERVE_MODEL", "FASTNN_SERVE_SOURCE"
+THREADS_ENV = "FASTNN_SERVE_THREADS"      # per worker process: the CPUs shared out
 log = logging.getLogger("fastnn.serve")
 
 
@@ -170,8 +171,11 @@ def create_app(model, source: str = "") -> Starlette:
 def app_from_env() -> Starlette:
     """App factory for uvicorn worker processes: the model file is named in the environment."""
     from ..io import load
+    from ..threads import set_num_threads
 
     path = os.environ.get(MODEL_ENV)
     if not path:
         raise RuntimeError(f"{MODEL_ENV} is not set: start the server with 'fastnn serve'")
+    if os.environ.get(THREADS_ENV):
+        set_num_threads(int(os.environ[THREADS_ENV]))
     return create_app(load(path), os.environ.get(SOURCE_ENV, path))
