@@ -129,6 +129,11 @@ CASES = {
     "nested": (*_json({"pixels": [[0.1, 0.2]] + ZEROS[1:]}), 422, "pixels[0] is not a number"),
     "0..255 pixels": (*_json({"pixels": ZEROS[:3] + [255] + ZEROS[4:]}), 422,
                       "pixels[3] = 255 is outside 0..1"),
+    "huge integer": (*_json({"pixels": [10**30] + ZEROS[1:]}), 422,
+                     "pixels[0] = 1000000000000000000000000000000 is outside 0..1"),
+    "400-digit integer": (*_json({"pixels": ZEROS[:7] + [10**400] + ZEROS[8:]}), 422,
+                          "pixels[7] = 1000000000000000000000000000000000000... is too large "
+                          "for the model's float32"),
     "not a list": (*_json({"pixels": "0 0 0"}), 422, "pixels must be a list of 784 numbers"),
     "neither key": (*_json({"image": ZEROS}), 422, 'either "pixels"'),
     "both keys": (*_json({"pixels": ZEROS, "inputs": [ZEROS]}), 422, 'either "pixels"'),

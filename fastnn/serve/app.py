@@ -78,10 +78,11 @@ class Predictor:
         self.n_inputs = model.input_size
         self.images = model.input_size == IMAGE_INPUTS
         self.classify = model.output_size > 1
+        self.forward = model_view.Forward(model)
         self._weights = None
 
     def one(self, x: np.ndarray) -> dict:
-        outs = model_view.forward(self.model, x)
+        outs = self.forward(x)
         y = outs[-1]
         cls = int(np.argmax(y)) if self.classify else int(y[0] > 0.5)
         return {"class": cls, "probabilities": model_view.rounded(y),
@@ -100,8 +101,12 @@ class Predictor:
     async def predict(self, request):
         kind = check_content_type(request.headers.get("content-type", ""))
         if kind == "json":
-            doc = parse_json(await request.body())
-            mode, x = parse_predict(doc, self.n_inputs, self.images, self.model.dtype)
+            body = await request.body()
+            # JSON true/false become Python bools, which NumPy would take as 1 and 0 unless
+            # every value's type is checked; that check is only needed if they can be there.
+            strict = b"true" in body or b"false" in body
+            mode, x = parse_predict(parse_json(body), self.n_inputs, self.images,
+                                    self.model.dtype, strict)
             return JSONResponse(self.one(x) if mode == "one" else self.batch(x))
         return JSONResponse(await self._predict_image(request))
 

@@ -61,21 +61,31 @@ def _first_bad(name, row, dtype):
     return ApiError(422, f"{name} holds a value that is not a finite number")
 
 
-def as_row(name: str, row, n_inputs: int, unit_range: bool, dtype=np.float32) -> np.ndarray:
+def as_row(name: str, row, n_inputs: int, unit_range: bool, dtype=np.float32,
+           strict: bool = True) -> np.ndarray:
     """One sample: a list of ``n_inputs`` finite numbers (in 0..1 if ``unit_range``) as a
-    ``dtype`` array."""
+    ``dtype`` array. ``strict=False`` skips the per-value type check that only booleans need
+    (strings, nulls, lists and huge integers already give NumPy a non-numeric dtype)."""
     if not isinstance(row, list):
         raise ApiError(422, f"{name} must be a list of {n_inputs} numbers, got "
                             f"{type(row).__name__ if not isinstance(row, dict) else 'an object'}")
     if len(row) != n_inputs:
         raise ApiError(422, f"{name} must have {n_inputs} numbers, got {len(row)}")
-    if not set(map(type, row)) <= {int, float}:
+    if strict and not set(map(type, row)) <= {int, float}:
         raise _first_bad(name, row, dtype)
     try:
-        with np.errstate(over="ignore"):
-            arr = np.array(row, dtype=dtype)
-    except OverflowError:            # a huge JSON integer
+        arr = np.array(row)
+    except (ValueError, OverflowError):      # ragged nesting
         raise _first_bad(name, row, dtype) from None
+    if arr.dtype.kind == "O" and set(map(type, row)) <= {int, float}:   # ints beyond int64
+        try:
+            arr = np.array(row, dtype=np.float64)
+        except OverflowError:
+            raise _first_bad(name, row, dtype) from None
+    if arr.dtype.kind not in "fi" or arr.ndim != 1:
+        raise _first_bad(name, row, dtype)
+    with np.errstate(over="ignore"):
+        arr = arr.astype(dtype, copy=False)
     if not np.isfinite(arr).all():
         raise _first_bad(name, row, dtype)
     if unit_range and (arr.min() < 0.0 or arr.max() > 1.0):
@@ -85,21 +95,21 @@ def as_row(name: str, row, n_inputs: int, unit_range: bool, dtype=np.float32) ->
     return arr
 
 
-def parse_predict(doc, n_inputs: int, unit_range: bool, dtype=np.float32):
+def parse_predict(doc, n_inputs: int, unit_range: bool, dtype=np.float32, strict=True):
     """('one', (n_inputs,) array) for {"pixels": [...]}, ('batch', (n, n_inputs)) for
     {"inputs": [[...], ...]}."""
     if not isinstance(doc, dict) or ("pixels" in doc) == ("inputs" in doc):
         raise ApiError(422, "expected a JSON object with either \"pixels\" (one sample of "
                             f"{n_inputs} numbers) or \"inputs\" (a list of such samples)")
     if "pixels" in doc:
-        return "one", as_row("pixels", doc["pixels"], n_inputs, unit_range, dtype)
+        return "one", as_row("pixels", doc["pixels"], n_inputs, unit_range, dtype, strict)
     rows = doc["inputs"]
     if not isinstance(rows, list) or not rows:
         raise ApiError(422, "inputs must be a non-empty list of samples")
     if len(rows) > MAX_BATCH:
         raise ApiError(413, f"inputs has {len(rows)} samples, more than the limit of "
                             f"{MAX_BATCH} per request: split the batch")
-    return "batch", np.stack([as_row(f"inputs[{k}]", r, n_inputs, unit_range, dtype)
+    return "batch", np.stack([as_row(f"inputs[{k}]", r, n_inputs, unit_range, dtype, strict)
                               for k, r in enumerate(rows)])
 
 
