@@ -75,13 +75,13 @@ def _parser():
 
     sub.add_parser("info", help="version, backends, threads, BLAS and CPU")
 
-    sv = sub.add_parser("serve", help="draw-a-digit page and inference API (needs fastnn[serve])",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sv = sub.add_parser("serve", help="draw-a-digit page and inference API (needs fastnn[serve])")
     sv.add_argument("model", nargs="?", help="a saved model (default: a cached digits-16, or "
                                              "one trained now on MNIST)")
-    sv.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: "
+                                                        "127.0.0.1, this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="(default: 8000)")
+    sv.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
 
     sub.add_parser("bench", add_help=False,
                    help="the benchmark compare table (run from a source checkout; "

@@ -112,7 +112,7 @@ CASES = {
     "empty body": (b"", "application/json", 400, "empty body"),
     "not UTF-8": (b'{"pixels": "\xff"}', "application/json", 400, "not UTF-8"),
     "wrong content type": (b"0,1,2", "text/csv", 415, "unsupported content type 'text/csv'"),
-    "no content type": (b'{"pixels": []}', "", 415, "no Content-Type"),
+    "no content type": (b'{"pixels": []}', "", 415, "no Content-Type header"),
     "too short": (*_json({"pixels": ZEROS[:783]}), 422, "pixels must have 784 numbers, got 783"),
     "too long": (*_json({"pixels": ZEROS + [0]}), 422, "must have 784 numbers, got 785"),
     "NaN": (b'{"pixels": [0, NaN' + b", 0" * 782 + b"]}", "application/json", 422,
@@ -152,7 +152,7 @@ FILE_CASES = {
     "JPEG image": ({"image": ("d.jpg", b"\xff\xd8\xff\xe0" + b"\0" * 50, "image/jpeg")}, 422,
                    "image: not a PNG image"),
     "huge image": ({"image": ("big.png", BIG_PNG.getvalue(), "image/png")}, 422,
-                   "5000x5000 pixels, more than"),
+                   "image: 5000x5000 pixels, more than the 16,777,216"),
     "no image field": ({"picture": ("d.png", b"x", "image/png")}, 422,
                        "no file field 'image'"),
 }

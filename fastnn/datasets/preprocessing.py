@@ -247,8 +247,8 @@ def image_to_mnist(source) -> np.ndarray:
         raise ValueError(f"{where}not a PNG image, or a damaged one") from None
     w, h = img.size
     if w * h > MAX_IMAGE_PIXELS:
-        raise ValueError(f"{where}image is {w}x{h} pixels, more than the "
-                         f"{MAX_IMAGE_PIXELS:,} accepted")
+        raise ValueError(f"{where}{w}x{h} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                         "accepted")
     try:
         img.load()
     except (OSError, SyntaxError, ValueError) as exc:

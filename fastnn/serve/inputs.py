@@ -120,6 +120,6 @@ def check_content_type(content_type: str) -> str:
         return "json"
     if kind == "multipart/form-data":
         return "multipart"
-    got = f"'{kind}'" if kind else "no Content-Type"
-    raise ApiError(415, f"unsupported content type {got}: send application/json, or "
-                        f"multipart/form-data with a PNG in the field '{IMAGE_FIELD}'")
+    got = f"unsupported content type '{kind}'" if kind else "no Content-Type header"
+    raise ApiError(415, f"{got}: send application/json, or multipart/form-data with a PNG in "
+                        f"the field '{IMAGE_FIELD}'")
