@@ -58,6 +58,9 @@ def run(model_path=None, host: str = "127.0.0.1", port: int = 8000, workers: int
         model, source = load(model_path), f"model file {model_path}"
     say(f"fastnn serve: {source}")
     say(f"fastnn serve: {model!r}; open http://{host}:{port}/ (Ctrl-C stops)")
+    if importlib.util.find_spec("httptools") is None:
+        say("fastnn serve: uvicorn parses HTTP in pure Python (h11) here; pip install httptools "
+            "for about twice the requests per second")
     if not _is_loopback(host):
         say(f"fastnn serve: warning: listening on {host}, reachable from other machines; "
             "the API has no authentication")
