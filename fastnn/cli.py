@@ -21,6 +21,7 @@ EPILOG = """examples:
   fastnn predict mlp.fnn digits.npz
   fastnn info
   fastnn export mlp.fnn mlp.onnx                # ONNX file for ONNX Runtime etc.
+  fastnn serve                                  # draw a digit at http://127.0.0.1:8000/
   fastnn bench --quick                          # a one-minute benchmark smoke run
   fastnn bench --networks digits-16 --peers torch
 """
@@ -82,6 +83,14 @@ def _parser():
     ex.add_argument("model", help="a model file written by --save or model.save()")
     ex.add_argument("output", help="the .onnx file to write")
     ex.add_argument("--opset", type=int, help="ONNX opset (default: fastnn.onnx.DEFAULT_OPSET)")
+
+    sv = sub.add_parser("serve", help="draw-a-digit page and inference API (needs fastnn[serve])")
+    sv.add_argument("model", nargs="?", help="a saved model (default: a cached digits-16, or "
+                                             "one trained now on MNIST)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: "
+                                                        "127.0.0.1, this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="(default: 8000)")
+    sv.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
 
     sub.add_parser("bench", add_help=False,
                    help="training throughput of every backend next to a plain NumPy MLP "
@@ -193,13 +202,9 @@ def cmd_evaluate(a):
 def _read_images(path):
     from .datasets import read_idx
 
-    if path.lower().endswith(".png"):
-        try:
-            from PIL import Image
-        except ImportError:
-            raise RuntimeError("reading PNG files needs Pillow: pip install pillow") from None
-        img = Image.open(path).convert("L").resize((28, 28))
-        return np.asarray(img, dtype=np.float32)[None] / 255.0
+    if path.lower().endswith(".png"):   # MNIST-style, exactly as fastnn serve's uploads
+        from .datasets.preprocessing import image_to_mnist
+        return image_to_mnist(path)[None]
     if path.endswith(".npz"):
         with np.load(path, allow_pickle=False) as f:
             key = "x" if "x" in f.files else ("x_test" if "x_test" in f.files else f.files[0])
@@ -268,8 +273,17 @@ def cmd_export(a):
     return 0
 
 
+def cmd_serve(a):
+    from . import serve
+
+    if not 0 <= a.port <= 65535 or a.workers < 1:
+        raise ValueError("--port must be in 0..65535 and --workers at least 1")
+    serve.require()
+    return serve.run(a.model, host=a.host, port=a.port, workers=a.workers)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "info": cmd_info, "export": cmd_export}
+            "info": cmd_info, "export": cmd_export, "serve": cmd_serve}
 
 
 def main(argv=None):

@@ -1,13 +1,15 @@
-"""Feature scaling, train/validation split and one-hot encoding."""
+"""Feature scaling, train/validation split, one-hot encoding and MNIST-style digit images."""
 
 from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 
-__all__ = ["MaxScaler", "StandardScaler", "train_val_split", "one_hot", "from_one_hot"]
+__all__ = ["MaxScaler", "StandardScaler", "train_val_split", "one_hot", "from_one_hot",
+           "mnist_style", "image_to_mnist"]
 
 
 class _Scaler:
@@ -159,3 +161,99 @@ def from_one_hot(y) -> np.ndarray:
             f"from_one_hot: expected (..., n_classes) with n_classes >= 1, got {y.shape}"
         )
     return y.argmax(axis=-1).astype(np.int64)
+
+
+# ---- MNIST-style digit images ----------------------------------------------------------------
+# The one place that turns a drawing or a picture of a digit into the 28x28 input MNIST networks
+# expect; `fastnn predict` (PNG files) and `fastnn serve` (the page and PNG uploads) both use it.
+
+INK_THRESHOLD = 0.1      # ink below this does not count for the bounding box (anti-aliasing fuzz)
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+def _area_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) weights that average the input cells each output cell covers (box filter)."""
+    edges = np.linspace(0.0, n_in, n_out + 1)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    cells = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo, cells), 0.0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def mnist_style(ink) -> np.ndarray:
+    """Normalise a digit as MNIST's were: a (28, 28) float32 array in [0, 1].
+
+    ``ink`` is a 2-D array of any size with 0 for background and 1 for full ink. The bounding
+    box of the ink is scaled (aspect ratio kept, area-averaged into grey levels) so its longer
+    side is 20 pixels, then placed in a 28x28 field with its centre of mass in the middle.
+    An image without ink gives all zeros.
+    """
+    ink = np.asarray(ink, dtype=np.float64)
+    if ink.ndim != 2 or ink.size == 0:
+        raise ValueError(f"mnist_style: expected a non-empty 2-D image, got shape {ink.shape}")
+    if not np.isfinite(ink).all():
+        raise ValueError("mnist_style: the image contains NaN or inf")
+    ink = np.clip(ink, 0.0, 1.0)
+    rows = np.flatnonzero((ink >= INK_THRESHOLD).any(axis=1))
+    cols = np.flatnonzero((ink >= INK_THRESHOLD).any(axis=0))
+    out = np.zeros((28, 28), dtype=np.float32)
+    if rows.size == 0:
+        return out
+    box = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = box.shape
+    scale = 20.0 / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = _area_matrix(nh, h) @ box @ _area_matrix(nw, w).T
+    mass = small.sum()
+    cy = (small.sum(axis=1) @ (np.arange(nh) + 0.5)) / mass
+    cx = (small.sum(axis=0) @ (np.arange(nw) + 0.5)) / mass
+    top = int(np.clip(round(14.5 - cy), 0, 28 - nh))
+    left = int(np.clip(round(14.5 - cx), 0, 28 - nw))
+    out[top:top + nh, left:left + nw] = np.clip(small, 0.0, 1.0)
+    return out
+
+
+def _ink_of(img) -> np.ndarray:
+    """Ink in [0, 1] of a Pillow image: its opacity if it has any transparency, else its
+    lightness, inverted when the border is light (dark digits on white paper)."""
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+    if has_alpha:
+        alpha = np.asarray(img.convert("RGBA"), dtype=np.float64)[..., 3] / 255.0
+        if alpha.min() < 1.0:
+            return alpha
+    grey = np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    return 1.0 - grey if border.mean() > 0.5 else grey
+
+
+def image_to_mnist(source) -> np.ndarray:
+    """A PNG picture of one digit (path, bytes or Pillow image) as a (28, 28) float32 input.
+
+    A 28x28 image is taken to be MNIST-format already and only brought to light-on-dark;
+    any other size goes through :func:`mnist_style`. Needs Pillow.
+    """
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise RuntimeError("reading images needs Pillow: pip install pillow") from None
+    import io
+
+    where = f"{os.fspath(source)}: " if isinstance(source, (str, os.PathLike)) else ""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(source))
+    try:
+        img = source if isinstance(source, Image.Image) else Image.open(source, formats=["PNG"])
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise ValueError(f"{where}not a PNG image, or a damaged one") from None
+    w, h = img.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ValueError(f"{where}{w}x{h} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                         "accepted")
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"{where}damaged PNG image ({exc})") from None
+    ink = _ink_of(img)
+    if ink.shape == (28, 28):
+        return ink.astype(np.float32)
+    return mnist_style(ink)
