@@ -24,11 +24,12 @@ from .dense import (
     rows,
     sparse_matvec,
     times_derivative,
+    touch_row,
     weights,
 )
 from .jit import kernel
 from .loss import head
-from .optim import step_scalars, update_all
+from .optim import SCRATCH, step_scalars, update_all
 
 GEMM_MIN = 32        # a layer uses gemm when min(n_in, n_out) >= this and the batch >= 8
 GEMM_MIN_BATCH = 8
@@ -42,10 +43,16 @@ def use_gemm(lay, B):
 
 @kernel
 def batch_forward(params, layers, x, order, lo, B, A, nzi, nzc):
-    """Forward rows order[lo:lo+B] of x into rows 0..B-1 of every layer's block of A."""
+    """Forward rows order[lo:lo+B] of x into rows 0..B-1 of every layer's block of A.
+
+    Returns the sum of the touched values of the rows that follow (see dense.touch_row).
+    """
     lay = layers[0]
     n1 = lay["n_out"]
+    warm = A.dtype.type(0)
     for b in range(B):
+        if lo + b + 1 < order.shape[0]:
+            warm += touch_row(x[order[lo + b + 1]])
         nzc[b] = list_nonzeros(x[order[lo + b]], nzi[b])
     Z = rows(A, lay, B)
     for j0 in range(0, n1, COLUMN_BLOCK):
@@ -64,19 +71,20 @@ def batch_forward(params, layers, x, order, lo, B, A, nzi, nzc):
                 matvec(Z[b], params, lay, prev[b])
         for b in range(B):
             add_bias_activate(Z[b], biases(params, lay), lay["act"])
+    return warm
 
 
 @kernel
 def batch_gradient(params, layers, x, y, order, lo, B, bufs, task, grad):
     """Forward, loss and the gradient of the batch-mean loss added into grad (zero on entry).
 
-    Returns (sum of the losses, correct count).
+    Returns (sum of the losses, correct count, the touched values of batch_forward).
     """
     A, D, nzi, nzc, _ = bufs
     loss, acc_mode = task
     L = layers.shape[0]
     out = layers[L - 1]
-    batch_forward(params, layers, x, order, lo, B, A, nzi, nzc)
+    warm = batch_forward(params, layers, x, order, lo, B, A, nzi, nzc)
     inv_batch = A.dtype.type(1.0 / B)
     Aout, Dout = rows(A, out, B), rows(D, out, B)
     loss_sum = 0.0
@@ -109,7 +117,7 @@ def batch_gradient(params, layers, x, y, order, lo, B, bufs, task, grad):
             add_outer_sparse(grad, lay, j0, one, x[order[lo + b]], nzi[b], nzc[b], D1[b, j0:j1])
     for b in range(B):
         add_scaled(biases(grad, lay), one, D1[b])
-    return loss_sum, correct
+    return loss_sum, correct, warm
 
 
 @kernel
@@ -125,7 +133,8 @@ def train_batched(params, layers, data, steps, opt, bufs, task):
     for s in range(nsteps):
         lo = start + s * bs
         B = min(bs, n - lo)
-        ls, c = batch_gradient(params, layers, x, y, order, lo, B, bufs, task, grad)
+        ls, c, warm = batch_gradient(params, layers, x, y, order, lo, B, bufs, task, grad)
+        hyper[SCRATCH] = warm        # a store keeps the prefetching loads alive
         update_all(kind, layers, params, grad, m, v, step_scalars(hyper, t0 + s + 1, params))
         loss_sum += ls
         correct += c
@@ -139,5 +148,5 @@ def loss_grad(params, layers, x, y, bufs, loss, grad):
         grad[k] = 0
     B = x.shape[0]
     order = np.arange(B)
-    ls, _ = batch_gradient(params, layers, x, y, order, 0, B, bufs, (loss, ACC_NONE), grad)
+    ls, _, _ = batch_gradient(params, layers, x, y, order, 0, B, bufs, (loss, ACC_NONE), grad)
     return ls / B

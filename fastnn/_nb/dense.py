@@ -133,6 +133,17 @@ def list_nonzeros(xr, idx):
 
 
 @kernel
+def touch_row(xr):
+    """Read one value per 64-byte line of xr, so the cache misses of the next sample's input
+    row (a random row of x) overlap this sample's work; numba offers no prefetch. The caller
+    keeps the sum (see ``serial.sample_pass``) so the loads are not optimised away."""
+    s = xr.dtype.type(0)
+    for i in range(0, xr.shape[0], 64 // xr.itemsize):
+        s += xr[i]
+    return s
+
+
+@kernel
 def sparse_matvec(z, params, lay, j0, xr, idx, nnz):
     """z = sum of xr[i] * W[i, j0:j0+len(z)] over the listed inputs i = idx[:nnz].
 

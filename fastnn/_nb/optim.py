@@ -12,9 +12,9 @@ import math
 from .codes import ADAM, MOMENTUM, NESTEROV, SGD
 from .jit import kernel
 
-# slots of the float64 hyper-parameter array
-LR, MOMENTUM_SLOT, BETA1, BETA2, EPS, WEIGHT_DECAY = range(6)
-N_HYPER = 6
+# slots of the float64 hyper-parameter array (SCRATCH: a value kernels store to keep loads)
+LR, MOMENTUM_SLOT, BETA1, BETA2, EPS, WEIGHT_DECAY, SCRATCH = range(7)
+N_HYPER = 7
 
 
 @kernel

@@ -24,10 +24,11 @@ from .dense import (
     matvec,
     row,
     sparse_matvec,
+    touch_row,
 )
 from .jit import kernel
 from .loss import head
-from .optim import WEIGHT_DECAY, step_scalars, update_all
+from .optim import SCRATCH, WEIGHT_DECAY, step_scalars, update_all
 
 
 @kernel
@@ -54,7 +55,7 @@ def forward_sample(params, layers, xr, idx, A, b):
 def sample_pass(params, layers, x, y, order, lo, B, bufs, task):
     """Step part 1 for rows order[lo:lo+B]: forward, loss, deltas (layers >= 1) per sample.
 
-    Returns (sum of the losses, correct count).
+    Returns (sum of the losses, correct count, sum of the touched values of the next rows).
     """
     A, D, nzi, nzc, grad = bufs
     loss, acc_mode = task
@@ -63,7 +64,11 @@ def sample_pass(params, layers, x, y, order, lo, B, bufs, task):
     inv_batch = A.dtype.type(1.0 / B)
     loss_sum = 0.0
     correct = 0
+    warm = A.dtype.type(0)
     for b in range(B):
+        if lo + b + 1 < order.shape[0]:     # the next sample's rows of x and y
+            nxt = order[lo + b + 1]
+            warm += touch_row(x[nxt]) + y[nxt, 0]
         r = order[lo + b]
         nzc[b] = forward_sample(params, layers, x[r], nzi[b], A, b)
         lv, c = head(loss, out["act"], acc_mode, row(A, out, b), y[r], inv_batch, row(D, out, b))
@@ -73,7 +78,7 @@ def sample_pass(params, layers, x, y, order, lo, B, bufs, task):
             lay, below = layers[l], layers[l - 1]
             backprop_row(row(D, below, b), params, lay, row(D, lay, b), row(A, below, b),
                          below["act"])
-    return loss_sum, correct
+    return loss_sum, correct, warm
 
 
 @kernel
@@ -115,7 +120,8 @@ def train_serial(params, layers, data, steps, opt, bufs, task):
     for s in range(nsteps):
         lo = start + s * bs
         B = min(bs, n - lo)
-        ls, c = sample_pass(params, layers, x, y, order, lo, B, bufs, task)
+        ls, c, warm = sample_pass(params, layers, x, y, order, lo, B, bufs, task)
+        hyper[SCRATCH] = warm        # a store keeps the prefetching loads alive
         scal = step_scalars(hyper, t0 + s + 1, params)
         if direct:
             weight_pass(params, layers, x, order, lo, B, bufs, params, -scal[0])
