@@ -14,7 +14,10 @@ the previous value back; numba's handling of other libraries is unchanged. The d
 else ``~/.cache/fastnn/numba``; inside it, one subdirectory per version of the kernel sources
 (numba checks only the stamp of the file a kernel is defined in, and our kernels call each
 other across files). Stale files (another source) are recompiled and overwritten by numba. If
-the directory cannot be written, the kernels compile in every process, silently.
+the directory cannot be written, the kernels compile in every process, silently. Numba raises
+on a cache file that does not unpickle, so before it reads any, index files (``*.nbi``, small)
+that do not unpickle and data files (``*.nbc``) that are not a whole pickle (first and last
+byte) are removed; numba then recompiles those kernels and writes the files again.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import pickle
 import tempfile
 
 import numba
@@ -65,10 +69,38 @@ def _writable(path: str) -> bool:
     return True
 
 
+def _readable(path):
+    """Whether numba can read this cache file: an index unpickles; a data file (large, so not
+    unpickled here) starts with pickle's PROTO opcode and ends with its STOP opcode."""
+    try:
+        with open(path, "rb") as f:
+            if path.endswith(".nbi"):
+                pickle.load(f)                      # numba's format version
+                pickle.loads(f.read())              # the index itself
+                return True
+            head = f.read(1)
+            f.seek(-1, os.SEEK_END)
+            return head == b"\x80" and f.read(1) == b"."
+    except Exception:  # noqa: BLE001 - unreadable in any way: numba recompiles
+        return False
+
+
+def _drop_broken_files(path):
+    for dirpath, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(dirpath, name)
+            if name.endswith((".nbi", ".nbc")) and not _readable(full):
+                with contextlib.suppress(OSError):
+                    os.remove(full)
+
+
 def _kernel_cache_dir():
     """fastnn's cache directory for this source version, or None if it cannot be written."""
     path = os.path.join(cache_dir(), source_tag())
-    return path if _writable(path) else None
+    if not _writable(path):
+        return None
+    _drop_broken_files(path)
+    return path
 
 
 CACHE_DIR = None if JIT_DISABLED else _kernel_cache_dir()
