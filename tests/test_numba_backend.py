@@ -65,7 +65,8 @@ def test_fastmath_flags_keep_nan_and_inf():
         m = build((8, 6, 4), "relu", "softmax", "cross_entropy", "sgd", "float64", be)
         out = m.backend.workspace(m.net, 4)
         res = np.empty((3, 4))
-        m.backend.predict(m.net, x, res, out)
+        with np.errstate(invalid="ignore"):
+            m.backend.predict(m.net, x, res, out)
         assert np.isfinite(res[0]).all() and np.isnan(res[1]).all(), be
         assert not np.isfinite(res[2]).all(), be
 
@@ -166,8 +167,9 @@ def test_broken_cache_files_mean_recompile(tmp_path):
 
 
 def test_stale_cache_recompiles(tmp_path):
-    """A changed kernel source gets a fresh directory; a touched one (same text, new mtime)
-    makes numba's own stamp stale: both recompile silently and give the same numbers."""
+    """A changed kernel source gets a fresh cache directory and recompiles silently; a file
+    touched without change keeps its cache (numba >= 0.61 stamps contents, older numba
+    mtimes: either way the same numbers, no error)."""
     if jit.JIT_DISABLED:
         pytest.skip("NUMBA_DISABLE_JIT")
     copy = tmp_path / "src"
@@ -175,15 +177,16 @@ def test_stale_cache_recompiles(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__"))
     cache = tmp_path / "cache"
     ref = run_py(SCRIPT + STATS, root=str(copy), FASTNN_CACHE=str(cache)).split("\n")
-    loss_py = copy / "fastnn" / "_nb" / "loss.py"
-    st = os.stat(loss_py)
-    os.utime(loss_py, (st.st_atime, st.st_mtime + 10))
+    serial_py = copy / "fastnn" / "_nb" / "serial.py"      # defines train_serial
+    st = os.stat(serial_py)
+    os.utime(serial_py, (st.st_atime, st.st_mtime + 10))
     touched = run_py(SCRIPT + STATS, root=str(copy), FASTNN_CACHE=str(cache)).split("\n")
-    assert touched[0] == ref[0] and int(touched[1].split()[1]) > 0      # recompiled
-    with open(loss_py, "a") as f:
+    assert touched[0] == ref[0]
+    with open(copy / "fastnn" / "_nb" / "loss.py", "a") as f:   # used by train_serial
         f.write("\n# a comment changes the source tag\n")
     edited = run_py(SCRIPT + STATS, root=str(copy), FASTNN_CACHE=str(cache)).split("\n")
-    assert edited[0] == ref[0] and int(edited[1].split()[0]) == 0
+    hits, misses = map(int, edited[1].split())
+    assert edited[0] == ref[0] and hits == 0 and misses > 0
     assert len(os.listdir(cache)) == 2
 
 
