@@ -115,6 +115,8 @@ def train_serial(params, layers, data, steps, opt, bufs, task):
     grad = bufs[4]
     n = order.shape[0]
     direct = kind == SGD and hyper[WEIGHT_DECAY] == 0.0
+    minus_lr = -step_scalars(hyper, t0 + 1, params)[0]   # the same for every step
+    one = params.dtype.type(1)
     loss_sum = 0.0
     correct = 0
     for s in range(nsteps):
@@ -122,12 +124,11 @@ def train_serial(params, layers, data, steps, opt, bufs, task):
         B = min(bs, n - lo)
         ls, c, warm = sample_pass(params, layers, x, y, order, lo, B, bufs, task)
         hyper[SCRATCH] = warm        # a store keeps the prefetching loads alive
-        scal = step_scalars(hyper, t0 + s + 1, params)
         if direct:
-            weight_pass(params, layers, x, order, lo, B, bufs, params, -scal[0])
+            weight_pass(params, layers, x, order, lo, B, bufs, params, minus_lr)
         else:
-            weight_pass(params, layers, x, order, lo, B, bufs, grad, params.dtype.type(1))
-            update_all(kind, layers, params, grad, m, v, scal)
+            weight_pass(params, layers, x, order, lo, B, bufs, grad, one)
+            update_all(kind, layers, params, grad, m, v, step_scalars(hyper, t0 + s + 1, params))
         loss_sum += ls
         correct += c
     return loss_sum, correct
