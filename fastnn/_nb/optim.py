@@ -33,29 +33,35 @@ def update_segment(kind, p, g, m, v, s, decay):
     """One optimiser step on p with gradient g (same-length 1-D views); g is left zero.
 
     s: the scalars of ``step_scalars``; decay: add weight decay (weights, not biases).
+    Each loop writes one array: LLVM vectorises a loop only after checking at run time that
+    its arrays do not overlap, and gives up when a loop writes several.
     """
     lr, mu, b1, omb1, b2, omb2, eps, wd, step, bc2 = s
-    zero = p.dtype.type(0)
     n = p.shape[0]
     if decay:
         for k in range(n):
             g[k] += wd * p[k]
-    if kind == SGD:
-        for k in range(n):
-            p[k] -= lr * g[k]
-            g[k] = zero
-    elif kind == MOMENTUM or kind == NESTEROV:      # PyTorch's convention: v = mu v + g
-        nesterov = kind == NESTEROV
+    if kind == MOMENTUM or kind == NESTEROV:        # PyTorch's convention: v = mu v + g
         for k in range(n):
             m[k] = mu * m[k] + g[k]
-            p[k] -= lr * (g[k] + mu * m[k]) if nesterov else lr * m[k]
-            g[k] = zero
+        if kind == NESTEROV:
+            for k in range(n):
+                p[k] -= lr * (g[k] + mu * m[k])
+        else:
+            for k in range(n):
+                p[k] -= lr * m[k]
     elif kind == ADAM:                              # PyTorch's Adam, bias-corrected
         for k in range(n):
             m[k] = b1 * m[k] + omb1 * g[k]
+        for k in range(n):
             v[k] = b2 * v[k] + omb2 * g[k] * g[k]
+        for k in range(n):
             p[k] -= step * m[k] / (math.sqrt(v[k]) / bc2 + eps)
-            g[k] = zero
+    elif kind == SGD:
+        for k in range(n):
+            p[k] -= lr * g[k]
+    for k in range(n):
+        g[k] = 0
 
 
 @kernel
