@@ -1,0 +1,1 @@
+"""Numba kernels of the fastnn backend (fastnn/backends/numba_backend.py); see jit.py."""

@@ -1,8 +1,9 @@
 """The Numba backend: fused, GIL-free kernels for the training loop and for prediction.
 
-The maths is numpy_backend.py's; the kernels live in fastnn/_nb/kernels.py. Importing this
-module compiles nothing: each kernel compiles (or loads from fastnn's disk cache, see
-fastnn/_nb/config.py) on its first call, or ahead of time with ``warmup()``.
+The maths is numpy_backend.py's; the kernels are plain ``@njit`` code in fastnn/_nb (see
+fastnn/_nb/jit.py for the flags and the disk cache). Importing this module compiles nothing:
+each kernel compiles (or loads from the cache) on its first call, or ahead of time with
+``warmup()``. Under NUMBA_DISABLE_JIT=1 the same kernel source runs as plain Python.
 """
 
 from __future__ import annotations
@@ -12,10 +13,25 @@ import time
 
 import numpy as np
 
-from .._nb import kernels as K
+from .._nb import batched, optim, serial
+from .._nb import predict as _predict
+from .._nb.jit import CACHE_DIR, FASTMATH, JIT_DISABLED
 from ..threads import get_num_threads as _get_num_threads
 
 name = "numba"
+
+# One record per layer: sizes, activation code, offsets of W and b in the flat parameters,
+# and where the layer's output rows start in the workspace buffers A (outputs) / D (deltas).
+LAYER = np.dtype([("n_in", np.int64), ("n_out", np.int64), ("act", np.int64),
+                  ("w", np.int64), ("b", np.int64), ("a", np.int64)])
+
+# The batched (gemm) path pays once some layer is this wide; narrow nets use per-sample loops.
+BATCHED_MIN_WIDTH = 64
+BATCHED_MIN_BATCH = 8
+# multiply-adds of a step's largest gemm before BLAS may use more than one thread. Measured
+# on the shared 2-core box: wide-512 b256 (6.7e7) ran at 13k samples/s with 2 BLAS threads
+# against 39k/s with 1, so only much bigger gemms get BLAS threads.
+BLAS_PARALLEL_MIN_WORK = 1 << 30
 
 
 def _zeros(n, dt):
@@ -27,54 +43,48 @@ def _zeros(n, dt):
     return raw[skip:skip + n]
 
 
-class Workspace:
-    """Every buffer a step needs, allocated once for one batch size."""
-
-    def __init__(self, net, batch_size):
-        self.batch_size = bs = int(batch_size)
-        sizes = net.sizes
-        dt = net.dtype
-        L = len(net.acts)
-        aoff = np.zeros(L + 1, dtype=np.int64)
-        tot = 0
-        for l in range(1, L + 1):
-            aoff[l] = tot
-            tot += bs * int(sizes[l])
-        self.aoff = aoff
-        # scalars (sc) and layer outputs (A) share one buffer, and the layout arrays one int64
-        # array (lay), so the single-sample predict call unboxes few arguments
-        self.F = _zeros(K.SC_PAD + max(tot, 1), dt)
-        self.sc = self.F[:K.N_SC]
-        init_scalars(self.sc)
-        self.A = self.F[K.SC_PAD:]                      # layer outputs, rows of the batch
-        self.lay = np.concatenate([np.asarray(a, dtype=np.int64) for a in
-                                   (sizes, net.acts, net.offsets, aoff)])
-        self.D = _zeros(max(tot, 1), dt)                # matching deltas
-        # nonzero inputs per row (+16 slots: the compress writes whole vectors)
-        self.nzi = np.zeros((bs, int(sizes[0]) + 16), dtype=np.int32)
-        self.nzc = np.zeros(bs, dtype=np.int64)
-        self.G = _zeros(net.n_params, dt).reshape(1, -1)              # gradient, kept zero
-        self.batched = use_batched(net, bs)
-        # BLAS threads only for big gemms: waking OpenBLAS threads costs more than a small
-        # gemm saves (and collapses on a loaded machine)
-        work = max([bs * int(sizes[l]) * int(sizes[l + 1]) for l in range(1, L)
-                    if min(sizes[l], sizes[l + 1]) >= K.GEMM_MIN] or [0])
-        self.blas_parallel = work >= BLAS_PARALLEL_MIN_WORK
-        self.hp = np.zeros(K.N_HP, dtype=np.float64)
-
-
-# The batched (gemm) path pays once some layer is this wide; narrow nets use per-sample loops.
-BATCHED_MIN_WIDTH = 64
-BATCHED_MIN_BATCH = 8
-# multiply-adds of a step's largest gemm before BLAS may use more than one thread. Measured
-# on the shared 2-core box: wide-512 b256 (6.7e7) ran at 13k samples/s with 2 BLAS threads
-# against 39k/s with 1, so only much bigger gemms get BLAS threads.
-BLAS_PARALLEL_MIN_WORK = 1 << 30
+def layer_table(net, batch_size):
+    """The LAYER records of a network for workspace buffers of ``batch_size`` rows."""
+    L = net.n_layers
+    lay = np.zeros(L, dtype=LAYER)
+    lay["n_in"], lay["n_out"] = net.sizes[:-1], net.sizes[1:]
+    lay["act"] = net.acts
+    lay["w"] = net.offsets
+    lay["b"] = net.offsets + net.sizes[:-1] * net.sizes[1:]
+    lay["a"] = np.concatenate([[0], np.cumsum(batch_size * net.sizes[1:-1])])
+    return lay
 
 
 def use_batched(net, batch_size):
     return (batch_size >= BATCHED_MIN_BATCH
             and int(np.max(net.sizes[1:])) >= BATCHED_MIN_WIDTH)
+
+
+class Workspace:
+    """Every buffer a step needs, allocated once for one batch size."""
+
+    def __init__(self, net, batch_size):
+        self.batch_size = bs = int(batch_size)
+        self.layers = layer_table(net, bs)
+        total = max(1, bs * int(np.sum(net.sizes[1:])))
+        self.A = _zeros(total, net.dtype)               # every layer's outputs, by rows
+        self.D = _zeros(total, net.dtype)               # the matching deltas
+        self.nzi = np.zeros((bs, int(net.sizes[0])), dtype=np.int32)   # nonzero inputs
+        self.nzc = np.zeros(bs, dtype=np.int64)                         # and their count
+        self.grad = _zeros(net.n_params, net.dtype)     # gradient, zero between steps
+        self.bufs = (self.A, self.D, self.nzi, self.nzc, self.grad)
+        self.batched = use_batched(net, bs)
+        # BLAS threads only for big gemms: waking OpenBLAS threads costs more than a small
+        # gemm saves (and collapses on a loaded machine)
+        pairs = zip(net.sizes[1:-1], net.sizes[2:], strict=True)
+        work = max([bs * int(i) * int(o) for i, o in pairs if min(i, o) >= batched.GEMM_MIN]
+                   or [0])
+        self.blas_parallel = work >= BLAS_PARALLEL_MIN_WORK
+        self.hyper = np.zeros(optim.N_HYPER, dtype=np.float64)
+
+
+def workspace(net, batch_size):
+    return Workspace(net, batch_size)
 
 
 _blas = {"ctl": None}
@@ -116,74 +126,61 @@ def _blas_restore(saved):
             pass
 
 
-def init_scalars(sc):
-    sc[K.SC_ONE] = 1.0
-    sc[K.SC_HALF] = 0.5
-    sc[K.SC_LEAKY] = 0.01
-    sc[K.SC_TINY] = np.finfo(sc.dtype).tiny
-
-
-def workspace(net, batch_size):
-    return Workspace(net, batch_size)
+def _blas_for(ws, rows):
+    if ws.batched and rows > 1:
+        return _blas_threads(_get_num_threads() if ws.blas_parallel else 1)
+    return []
 
 
 def predict(net, x, out, ws):
-    saved = []
-    if ws.batched and len(x) > 1:
-        saved = _blas_threads(_get_num_threads() if ws.blas_parallel else 1)
+    saved = _blas_for(ws, len(x))
     try:
-        K.predict_serial(net.params, net.sizes, net.acts, net.offsets, x, out, ws.A, ws.aoff,
-                         ws.nzi, ws.nzc, ws.sc, ws.batched)
+        _predict.predict(net.params, ws.layers, x, out, ws.A, ws.nzi, ws.nzc, ws.batched)
     finally:
         _blas_restore(saved)
 
 
 def predict_one(net, x, out, ws):
     """Single-sample fast path: out (n_out,) = network(x (n_in,)); False if x has NaN/inf."""
-    return K.predict_one(net.params, ws.lay, x, out, ws.F, ws.nzi)
+    return _predict.predict_one(net.params, ws.layers, x, out, ws.A, ws.nzi)
 
 
 def loss_grad(net, x, y, grad, ws=None):
     n = len(x)
     if ws is None or ws.batch_size < n:
         ws = Workspace(net, n)
-    order = np.arange(n, dtype=np.int64)
-    g = np.zeros(net.n_params, dtype=net.dtype)
-    loss = K.loss_grad_kernel(net.params, net.sizes, net.acts, net.offsets, net.loss, x, y,
-                              order, ws.A, ws.D, ws.aoff, ws.nzi, ws.nzc, ws.sc, g)
-    grad[...] = g
-    return float(loss)
+    saved = _blas_for(ws, n)
+    try:
+        return float(batched.loss_grad(net.params, ws.layers, x, y, ws.bufs, net.loss, grad))
+    finally:
+        _blas_restore(saved)
 
 
-def _hyper(opt, hp):
-    hp[K.HP_LR] = opt.lr
-    hp[K.HP_MU] = opt.momentum
-    hp[K.HP_B1] = opt.beta1
-    hp[K.HP_B2] = opt.beta2
-    hp[K.HP_EPS] = opt.eps
-    hp[K.HP_WD] = opt.weight_decay
+def _hyper(opt, hyper):
+    hyper[optim.LR] = opt.lr
+    hyper[optim.MOMENTUM_SLOT] = opt.momentum
+    hyper[optim.BETA1] = opt.beta1
+    hyper[optim.BETA2] = opt.beta2
+    hyper[optim.EPS] = opt.eps
+    hyper[optim.WEIGHT_DECAY] = opt.weight_decay
+    return hyper
 
 
 def train_steps(net, opt, x, y, order, start, nsteps, batch_size, ws, acc_mode):
-    _hyper(opt, ws.hp)
-    m, v = opt.m, opt.v
-    if m is None or m.size == 0:
-        m = ws.sc[:0]
-    if v is None or v.size == 0:
-        v = ws.sc[:0]
-    kern = K.train_serial
-    saved = []
-    if ws.batched:
-        saved = _blas_threads(_get_num_threads() if ws.blas_parallel else 1)
-        kern = K.train_batched
+    empty = ws.grad[:0]
+    m = opt.m if opt.m is not None and opt.m.size else empty
+    v = opt.v if opt.v is not None and opt.v.size else empty
+    args = (net.params, ws.layers, (x, y, order), (int(start), int(nsteps), int(batch_size)),
+            (int(opt.kind), int(opt.t), _hyper(opt, ws.hyper), m, v), ws.bufs,
+            (int(net.loss), int(acc_mode)))
+    saved = _blas_for(ws, batch_size)
     try:
-        ls, c = kern(net.params, net.sizes, net.acts, net.offsets, net.loss, acc_mode, x, y,
-                     order, start, nsteps, batch_size, opt.kind, opt.t, ws.hp, ws.sc, m, v, ws.A,
-                     ws.D, ws.aoff, ws.nzi, ws.nzc, ws.G)
+        kern = batched.train_batched if ws.batched else serial.train_serial
+        loss_sum, correct = kern(*args)
     finally:
         _blas_restore(saved)
     opt.t += nsteps
-    return float(ls), int(c)
+    return float(loss_sum), int(correct)
 
 
 def warmup(dtypes=("float32", "float64")):
@@ -209,5 +206,21 @@ def warmup(dtypes=("float32", "float64")):
             out = np.empty((n, 2), dtype=net.dtype)
             predict(net, x, out, ws)
             predict(net, x[:1], out[:1], ws)
+            predict_one(net, x[0], out[0], ws)
         loss_grad(net, x, y, np.empty_like(net.params))
     return time.perf_counter() - t0
+
+
+def build_info():
+    """How the kernels are compiled: numba version, flags, cache directory, BLAS."""
+    import numba
+
+    return {
+        "backend": name,
+        "numba": numba.__version__,
+        "jit": "disabled (NUMBA_DISABLE_JIT=1)" if JIT_DISABLED else "njit",
+        "fastmath": sorted(FASTMATH),
+        "cache_dir": CACHE_DIR or "none (not writable: compiled in every process)",
+        "blas": "scipy.linalg.cython_blas (numba np.dot)",
+        "batched_min_width": BATCHED_MIN_WIDTH,
+    }
