@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codes import ACC_NONE
+from ..codes import ACC_NONE
 from .dense import (
     add_bias_activate,
     add_outer,

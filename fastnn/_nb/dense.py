@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from .codes import LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SOFTMAX, TANH
+from ..codes import LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SOFTMAX, TANH
 from .jit import kernel
 
 

@@ -50,12 +50,13 @@ def cache_dir() -> str:
 
 
 def source_tag() -> str:
-    """Short hash of every kernel source file: a new version gets a fresh cache directory."""
+    """Short hash of every kernel source file and of fastnn/codes.py (whose ints the kernels
+    freeze as constants): a new version gets a fresh cache directory."""
     h = hashlib.sha1()
-    for name in sorted(os.listdir(_HERE)):
-        if name.endswith(".py"):
-            with open(os.path.join(_HERE, name), "rb") as f:
-                h.update(name.encode() + b"\0" + f.read())
+    files = [os.path.join(_HERE, n) for n in sorted(os.listdir(_HERE)) if n.endswith(".py")]
+    for path in [*files, os.path.join(os.path.dirname(_HERE), "codes.py")]:
+        with open(path, "rb") as f:
+            h.update(os.path.basename(path).encode() + b"\0" + f.read())
     return h.hexdigest()[:12]
 
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .codes import ACC_ARGMAX, ACC_BINARY, BINARY_CROSS_ENTROPY, CROSS_ENTROPY
+from ..codes import ACC_ARGMAX, ACC_BINARY, BINARY_CROSS_ENTROPY, CROSS_ENTROPY
 from .dense import times_derivative
 from .jit import kernel
 

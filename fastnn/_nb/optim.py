@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .codes import ADAM, MOMENTUM, NESTEROV, SGD
+from ..codes import ADAM, MOMENTUM, NESTEROV, SGD
 from .jit import kernel
 
 # slots of the float64 hyper-parameter array (SCRATCH: a value kernels store to keep loads)

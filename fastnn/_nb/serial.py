@@ -12,7 +12,7 @@ Nothing is allocated in the loop: every buffer comes from the workspace.
 
 from __future__ import annotations
 
-from .codes import SGD
+from ..codes import SGD
 from .dense import (
     add_bias_activate,
     add_outer,
