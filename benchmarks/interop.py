@@ -27,7 +27,8 @@ import warnings
 
 import numpy as np
 
-import benchmarks as B
+from fastnn.bench import config as B
+from fastnn.bench import machine as M
 
 N_TRAIN = 10_000
 EPOCHS = 5
@@ -166,7 +167,7 @@ def main(argv=None):
     with warnings.catch_warnings(), fastnn.num_threads(a.threads):
         warnings.filterwarnings("ignore", message="fastnn: using the", category=RuntimeWarning)
         log(f"threads {a.threads}, float32, fastnn backend {B.resolved('auto')}, "
-            f"cpu {B.cpu_name()}")
+            f"cpu {M.cpu_name()}")
         if a.only != "onnx":
             n_train = len(sklearn_data()[0])
             out += ["", f"MNIST, first {n_train:,} training images, {EPOCHS} epochs, same "

@@ -35,7 +35,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.compare import _cpu_snapshot, _wait_idle
+from fastnn.bench.machine import cpu_snapshot, wait_idle
 
 GOAL_RPS, GOAL_P99_MS = 2000, 20.0
 RSS_GROWTH_LIMIT_KIB = 1024       # per server process, between two equal rounds
@@ -190,9 +190,9 @@ def measure(model_path, workers, connections, per_connection, wrk, body_path, wo
         rounds = []
         for _ in range(2):
             pids = server.serving_pids()
-            cpu0, snap0 = _cpu_seconds(pids), _cpu_snapshot()
+            cpu0, snap0 = _cpu_seconds(pids), cpu_snapshot()
             r = run_wrk(wrk, server.url, connections, total, workdir, body_path, 120)
-            server_cpu, snap1 = _cpu_seconds(pids) - cpu0, _cpu_snapshot()
+            server_cpu, snap1 = _cpu_seconds(pids) - cpu0, cpu_snapshot()
             r["server_cpu_us"] = server_cpu / max(r["requests"], 1) * 1e6
             # CPUs used meanwhile by everything but the server, wrk and this script
             r["other_cpus"] = max(0.0, (snap1[0] - snap0[0]) - (snap1[1] - snap0[1])
@@ -287,7 +287,7 @@ def main(argv=None):
         body_path.write_bytes(body)
         for w in (int(s) for s in a.workers.split(",")):
             if a.wait_idle:
-                _wait_idle(a.wait_idle, print)
+                wait_idle(a.wait_idle, print)
             run = measure(model_path, w, a.connections, a.requests, wrk, body_path, tmp)
             results["runs"].append(run)
             ok &= _report(run, a.connections * a.requests, results["share"])

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-import benchmarks as B
 from benchmarks import interop as I
+from fastnn.bench import config as B
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
