@@ -105,6 +105,39 @@ def _background_line(result):
             f"{bg[len(bg) // 2]:.2f}, max {bg[-1]:.2f} CPUs of {os.cpu_count()}")
 
 
+# Benchmarks measured by their own scripts, documented with their conditions in docs/; the
+# report carries them over so that BENCHMARKS.md has every figure (doc, heading to start at).
+CARRIED = [("docs/interop-benchmarks.md", None), ("docs/serve.md", "## Load")]
+CARRIED_MARK = "<!-- carried over from docs/ by benchmarks/report.py -->"
+
+
+def carried_sections(root=ROOT):
+    """The interop and serving benchmark sections of docs/, headings one level down."""
+    lines = ["## scikit-learn, ONNX Runtime and serving", "", CARRIED_MARK, ""]
+    for rel, start in CARRIED:
+        text = (root / rel).read_text().splitlines()
+        if start is None:   # the whole document, its title becoming a subsection
+            body = text
+        else:
+            i = text.index(start)
+            end = next((j for j in range(i + 1, len(text)) if text[j].startswith("## ")),
+                       len(text))
+            body = [f"## {start[3:]} (`fastnn serve`)", *text[i + 1:end]]
+        shift = "#" * (3 - (len(body[0]) - len(body[0].lstrip("#"))))   # first heading -> ###
+        lines += [shift + h if h.startswith("#") else h for h in body]
+        lines += ["", f"(From [{rel}]({rel}).)", ""]
+    return lines
+
+
+def refresh_carried(out):
+    """Replace the carried-over sections of an existing BENCHMARKS.md (no new run needed)."""
+    text = out.read_text().splitlines()
+    head = "## scikit-learn, ONNX Runtime and serving"
+    repro = text.index("## Reproduce")
+    start = text.index(head) if head in text else repro
+    out.write_text("\n".join(text[:start] + carried_sections() + text[repro:]))
+
+
 def write(result, out, png, tta=None, argv=()):
     chart(result, png)
     v = result["versions"]
@@ -140,6 +173,7 @@ def write(result, out, png, tta=None, argv=()):
     ]
     if tta:
         lines += tta_section(tta)
+    lines += carried_sections()
     lines += [
         "## Reproduce", "",
         "```",
@@ -157,12 +191,18 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("results", type=Path, help="JSON from fastnn bench --json")
+    ap.add_argument("results", type=Path, nargs="?",
+                    help="JSON from fastnn bench --json (without it: only refresh the sections "
+                         "carried over from docs/)")
     ap.add_argument("--tta", type=Path, default=None,
                     help="JSON from python -m fastnn.bench.time_to_accuracy --json")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--png", type=Path, default=ROOT / "docs" / "img" / "benchmarks.png")
     args = ap.parse_args(argv)
+    if args.results is None:
+        refresh_carried(args.out)
+        print(f"refreshed the carried-over sections of {args.out}")
+        return 0
     result = json.loads(args.results.read_text())
     tta = json.loads(args.tta.read_text()) if args.tta else None
     write(result, args.out, args.png, tta, argv)
