@@ -34,8 +34,10 @@ def run_mpi(script, *args, n=2, timeout=240):
     cmd = [_mpiexec(), "--oversubscribe", "-n", str(n)]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.insert(1, "--allow-run-as-root")
+    # one thread per rank; idle ranks yield the CPU (the CI machine is shared)
     env = dict(os.environ, FASTNN_NUM_THREADS="1", OMP_NUM_THREADS="1",
-               PYTHONWARNINGS="ignore", PYTHONPATH=str(Path(__file__).parent.parent))
+               OMPI_MCA_mpi_yield_when_idle="1", PYTHONWARNINGS="ignore",
+               PYTHONPATH=str(Path(__file__).parent.parent))
     return subprocess.run(cmd + [sys.executable, str(SCRIPTS / script), *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
