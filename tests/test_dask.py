@@ -6,6 +6,10 @@ A watchdog (faulthandler) ends the run with a traceback if the cluster hangs, so
 from __future__ import annotations
 
 import faulthandler
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,3 +113,22 @@ def test_predict_rejects_bad_input():
         fdask.predict(model, da.zeros((3, 9)))
     with pytest.raises(TypeError, match="fastnn.Sequential"):
         fdask.predict("model", da.zeros((3, 10)))
+
+
+@pytest.mark.slow
+@pytest.mark.checkout
+@pytest.mark.parametrize("name, args, line", [
+    ("grid_search_dask", ["--quick", "--check"], "same scores as on Dask: True"),
+    ("predict_dask", ["--quick"], "equal to model.predict: True"),
+])
+def test_examples(name, args, line):
+    try:
+        fastnn.datasets.load_mnist(verbose=False)
+    except fastnn.datasets.MNISTUnavailableError as exc:
+        pytest.skip(f"MNIST not available: {exc}")
+    example = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, str(example), *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert line in proc.stdout

@@ -36,8 +36,7 @@ def run_mpi(script, *args, n=2, timeout=240):
         cmd.insert(1, "--allow-run-as-root")
     # one thread per rank; idle ranks yield the CPU (the CI machine is shared)
     env = dict(os.environ, FASTNN_NUM_THREADS="1", OMP_NUM_THREADS="1",
-               OMPI_MCA_mpi_yield_when_idle="1", PYTHONWARNINGS="ignore",
-               PYTHONPATH=str(Path(__file__).parent.parent))
+               OMPI_MCA_mpi_yield_when_idle="1", PYTHONWARNINGS="ignore")
     return subprocess.run(cmd + [sys.executable, str(SCRIPTS / script), *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -95,3 +94,19 @@ def test_fit_without_a_communicator_rejects_sync_every():
         model.fit(x, y, sync_every=4, verbose=0)
     with pytest.raises(TypeError, match="mpi4py communicator"):
         model.fit(x, y, comm="world", verbose=0)
+
+
+@pytest.mark.slow
+@pytest.mark.checkout
+def test_example_distributed_mnist(tmp_path):
+    try:
+        fastnn.datasets.load_mnist(verbose=False)
+    except fastnn.datasets.MNISTUnavailableError as exc:
+        pytest.skip(f"MNIST not available: {exc}")
+    example = SCRIPTS.parent.parent / "examples" / "distributed_mnist.py"
+    proc = run_mpi(str(example), "--quick", "--checkpoint", str(tmp_path / "m.safetensors"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "wide-512 on 2 rank(s), 1 thread(s) each: batch 256 per rank (512 global)" \
+        in proc.stdout
+    assert proc.stdout.count("epoch ") == 2 and "test accuracy" in proc.stdout
+    assert (tmp_path / "m.safetensors").is_file()
