@@ -8,6 +8,12 @@ Each rank trains on a contiguous 1/size of the 60000 training rows with ``--thre
 threads (default 1), ``--batch-size`` rows per rank per step (global batch = size x that).
 Rank 0 prints one JSON line: training samples/s over all ranks (sum of epoch times, so the
 start-up broadcast and check are left out), test accuracy after the last epoch, the settings.
+
+    mpiexec -n 2 python -m benchmarks.distributed --phases 32    # where a step's time goes
+
+``--phases N`` times N wide-512 steps (batch 256 per rank, random data) split into gradient,
+Allreduce and update, then the same N steps with no communication at all: the ceiling that
+the machine allows two ranks, whatever the communication costs.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+
+import numpy as np
 
 
 def main(argv=None):
@@ -27,6 +35,8 @@ def main(argv=None):
     p.add_argument("--dtype", default="float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-mpi", action="store_true", help="plain fit, no communicator")
+    p.add_argument("--phases", type=int, default=0, metavar="N",
+                   help="time N steps by phase instead of training on MNIST")
     a = p.parse_args(argv)
     warnings.simplefilter("ignore")
     import fastnn
@@ -39,6 +49,8 @@ def main(argv=None):
         from mpi4py import MPI
         comm = MPI.COMM_WORLD
         rank, size = comm.Get_rank(), comm.Get_size()
+    if a.phases:
+        return phases(a, comm, rank)
     (x, y), (xt, yt) = load_mnist(verbose=False)
     lo, hi = rank * len(x) // size, (rank + 1) * len(x) // size
     model = fastnn.presets.build(a.preset, seed=a.seed, dtype=a.dtype)
@@ -59,6 +71,42 @@ def main(argv=None):
                           "epoch_seconds": [round(s, 2) for s in hist["seconds"]],
                           "test_accuracy": round(float(acc), 4),
                           "final_loss": round(float(hist["loss"][-1]), 4)}), flush=True)
+    return 0
+
+
+def phases(a, comm, rank):
+    """ms per step in gradient, Allreduce and update; then the steps with no communication."""
+    import time
+
+    import fastnn.presets
+    from fastnn.backends import apply_update
+
+    g = np.random.default_rng(rank)
+    bs = a.batch_size or 256
+    x = g.random((bs * a.phases, 784), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[g.integers(0, 10, len(x))]
+    model = fastnn.presets.build("wide-512", seed=0)
+    be, grad = model.backend, np.empty_like(model.params)
+    ws = model._train_workspace(bs)
+    out = {}
+    for mode in ("allreduce", "no-communication"):
+        t = np.zeros(3)
+        for s in range(a.phases):
+            t0 = time.perf_counter()
+            be.loss_grad(model.net, x[s * bs:(s + 1) * bs], y[s * bs:(s + 1) * bs], grad, ws)
+            t1 = time.perf_counter()
+            if comm is not None and mode == "allreduce":
+                from mpi4py import MPI
+                comm.Allreduce(MPI.IN_PLACE, grad, op=MPI.SUM)
+            t2 = time.perf_counter()
+            apply_update(be, model.net, model.optimizer, grad)
+            t += [t1 - t0, t2 - t1, time.perf_counter() - t2]
+        ms = t / a.phases * 1e3
+        out[mode] = {"grad_ms": round(ms[0], 2), "allreduce_ms": round(ms[1], 2),
+                     "update_ms": round(ms[2], 2), "step_ms": round(ms.sum(), 2)}
+    rows = [out] if comm is None else comm.gather(out)
+    if rank == 0:
+        print(json.dumps({"phases": a.phases, "batch_per_rank": bs, "per_rank": rows}))
     return 0
 
 
