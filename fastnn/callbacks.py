@@ -75,8 +75,11 @@ class ModelCheckpoint(Callback):
 
     Files are written atomically. To resume after a crash or Ctrl-C:
     ``m = fastnn.load(path); m.fit(x, y, epochs=E, seed=m.fit_seed, initial_epoch=m.epochs_done)``
-    repeats the uninterrupted run exactly (single thread).
+    repeats the uninterrupted run exactly (single thread). In ``fit(comm=...)`` only rank 0
+    writes (``rank0_only``): every rank holds the same weights.
     """
+
+    rank0_only = True
 
     def __init__(self, path, every=1):
         if not isinstance(every, int) or every < 1:

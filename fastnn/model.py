@@ -26,6 +26,8 @@ from .layers import Dense
 from .network import Network
 
 Evaluation = namedtuple("Evaluation", "loss accuracy")
+_FitArgs = namedtuple("_FitArgs", "xs ts xv tv epochs initial_epoch batch_size requested "
+                      "callbacks seed")
 SAMPLES_PER_CALL = 8192   # a fused native call runs about this many samples between returns
 PREDICT_CHUNK = 1024      # rows per predict workspace
 UNSCALED_WARN = 20.0      # |x| above this suggests pixels 0..255 or raw features
@@ -282,49 +284,31 @@ class Sequential:
 
     # ---- training -----------------------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
-            validation_split=None, seed=None, verbose=1, callbacks=(), initial_epoch=0):
+            validation_split=None, seed=None, verbose=1, callbacks=(), initial_epoch=0,
+            comm=None, sync_every=1):
         """Train with minibatch steps; returns a History (also kept as ``model.history``).
 
         ``y`` holds class ids (N,) or one-hot/target rows (N, n_out). ``batch_size`` larger
         than N is clamped to N. ``seed`` fixes the shuffling (each epoch's order comes from
         (seed, epoch), so a resumed run repeats the same batches). ``initial_epoch`` resumes a
         run: epochs initial_epoch..epochs-1 are trained (same orders and schedule as before).
+        ``comm`` (an mpi4py communicator) trains data-parallel, each rank on its own shard,
+        averaging gradients every step (``sync_every=1``) or parameters every ``sync_every``
+        steps: see fastnn/distributed.py and docs/scaling.md.
         """
-        epochs = V.check_int("epochs", epochs, 0)
-        initial_epoch = V.check_int("initial_epoch", initial_epoch, 0, epochs)
-        xs = self._inputs("x", x)
-        ts = self._targets("y", y, len(xs))
-        if validation_data is not None and validation_split is not None:
-            raise ValueError("give validation_data or validation_split, not both")
-        if validation_split is not None:
-            if not isinstance(validation_split, float) or not 0 < validation_split < 1:
-                raise ValueError(f"validation_split: expected a float in (0, 1), got "
-                                 f"{validation_split!r}")
-            n_val = int(round(len(xs) * validation_split))
-            if n_val < 1 or n_val >= len(xs):
-                raise ValueError(f"validation_split={validation_split} leaves no samples on "
-                                 f"one side of a {len(xs)}-sample split")
-            # The last rows, as Keras does: deterministic and independent of the shuffle seed.
-            xv, tv = xs[-n_val:], _Targets(ts.y[-n_val:], ts.acc_mode)
-            xs, ts = xs[:-n_val], _Targets(ts.y[:-n_val], ts.acc_mode)
-        elif validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data: expected a tuple (x_val, y_val)")
-            xv = V.as_inputs("validation_data x", validation_data[0], self.input_size,
-                             self.dtype)
-            tv = self._targets("validation_data y", validation_data[1], len(xv))
-        else:
-            xv = tv = None
-        n = len(xs)
-        batch_size = min(V.check_int("batch_size", batch_size, 1), n)
-        callbacks = list(callbacks)
-        for cb in callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks: expected fastnn.callbacks.Callback objects, "
-                                f"got {cb!r}")
-        if seed is None:
-            seed = int(self._seeds.spawn(1)[0].generate_state(1)[0])
-        self.fit_seed = V.check_int("seed", seed, 0)
+        kwargs = dict(epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                      validation_data=validation_data, validation_split=validation_split,
+                      seed=seed, verbose=verbose, callbacks=callbacks,
+                      initial_epoch=initial_epoch)
+        if comm is not None:
+            from .distributed import fit as fit_distributed
+            return fit_distributed(self, x, y, comm=comm, sync_every=sync_every, **kwargs)
+        if sync_every != 1:
+            raise ValueError("sync_every: only meaningful with comm= (data-parallel training)")
+        prep = self._prepare_fit(x, y, **kwargs)
+        xs, ts, xv, tv = prep.xs, prep.ts, prep.xv, prep.tv
+        epochs, initial_epoch, seed = prep.epochs, prep.initial_epoch, prep.seed
+        batch_size, callbacks = prep.batch_size, prep.callbacks
 
         history = self.history = History()
         self.stop_training = False
@@ -353,6 +337,46 @@ class Sequential:
             for cb in callbacks:
                 cb.on_train_end(self)
         return history
+
+    def _prepare_fit(self, x, y, epochs, batch_size, shuffle, validation_data,
+                     validation_split, seed, verbose, callbacks, initial_epoch):
+        """Check and convert fit's arguments once; sets ``fit_seed``."""
+        epochs = V.check_int("epochs", epochs, 0)
+        initial_epoch = V.check_int("initial_epoch", initial_epoch, 0, epochs)
+        xs = self._inputs("x", x)
+        ts = self._targets("y", y, len(xs))
+        if validation_data is not None and validation_split is not None:
+            raise ValueError("give validation_data or validation_split, not both")
+        if validation_split is not None:
+            if not isinstance(validation_split, float) or not 0 < validation_split < 1:
+                raise ValueError(f"validation_split: expected a float in (0, 1), got "
+                                 f"{validation_split!r}")
+            n_val = int(round(len(xs) * validation_split))
+            if n_val < 1 or n_val >= len(xs):
+                raise ValueError(f"validation_split={validation_split} leaves no samples on "
+                                 f"one side of a {len(xs)}-sample split")
+            # The last rows, as Keras does: deterministic and independent of the shuffle seed.
+            xv, tv = xs[-n_val:], _Targets(ts.y[-n_val:], ts.acc_mode)
+            xs, ts = xs[:-n_val], _Targets(ts.y[:-n_val], ts.acc_mode)
+        elif validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data: expected a tuple (x_val, y_val)")
+            xv = V.as_inputs("validation_data x", validation_data[0], self.input_size,
+                             self.dtype)
+            tv = self._targets("validation_data y", validation_data[1], len(xv))
+        else:
+            xv = tv = None
+        requested = V.check_int("batch_size", batch_size, 1)
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks: expected fastnn.callbacks.Callback objects, "
+                                f"got {cb!r}")
+        if seed is None:
+            seed = int(self._seeds.spawn(1)[0].generate_state(1)[0])
+        self.fit_seed = V.check_int("seed", seed, 0)
+        return _FitArgs(xs, ts, xv, tv, epochs, initial_epoch, min(requested, len(xs)),
+                        requested, callbacks, seed)
 
     def _epoch_order(self, n, epoch, shuffle, seed):
         if not shuffle:

@@ -60,6 +60,16 @@ def get_backend(name="auto"):
     return mod
 
 
+def apply_update(backend, net, opt, grad):
+    """One optimiser step on net.params from the gradient ``grad`` (wave 2 of the contract).
+
+    Backends may offer ``apply_update(net, opt, grad)``; the NumPy backend's (the
+    specification) serves any backend that does not.
+    """
+    fn = getattr(backend, "apply_update", None) or _load("numpy").apply_update
+    fn(net, opt, grad)
+
+
 def available_backends():
     """Names of the backends that load on this machine."""
     return [n for n in NAMES if _load(n) is not None]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import codes
+from .numpy_backend import apply_update  # noqa: F401 - same maths; the C update is fused
 
 try:
     from .. import _kernels

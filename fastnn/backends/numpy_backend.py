@@ -87,6 +87,17 @@ def update(net, opt, grad):
         raise ValueError(f"unknown optimiser kind {opt.kind}")
 
 
+def apply_update(net, opt, grad):
+    """One optimiser step from a ready gradient (e.g. all-reduced across MPI ranks).
+
+    Counts the step (opt.t += 1) then updates as ``train_steps`` does; ``grad`` may be changed
+    (weight decay is added to it).
+    """
+    opt.t += 1
+    with np.errstate(over="ignore", invalid="ignore"):
+        update(net, opt, grad)
+
+
 def predict(net, x, out, ws):
     """Outputs for every row of x, in chunks of the workspace's batch size."""
     for lo in range(0, len(x), ws.batch_size):
