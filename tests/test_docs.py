@@ -30,7 +30,7 @@ def documented_names(inventory: Path) -> set[str]:
 def public_names() -> set[str]:
     names = {f"fastnn.{n}" for n in fastnn.__all__ if n not in ("__version__", "datasets")}
     names |= {f"fastnn.datasets.{n}" for n in fastnn.datasets.__all__}
-    for extra in ("sklearn", "onnx"):   # the optional modules (their extras are test deps)
+    for extra in ("sklearn", "onnx", "dask"):   # optional modules (their extras: test deps)
         module = require(f"fastnn.{extra}")
         names |= {f"fastnn.{extra}.{n}" for n in module.__all__}
     return names
