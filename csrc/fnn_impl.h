@@ -1309,7 +1309,7 @@ static int F(bplan)(const fnn_net *net, int B, int chunked, int *nA, F(btask_t) 
     /* gemm work in 2 pieces only: each piece packs the whole other operand again (4 pieces
      * cost 10% on one thread for wide-512, 2 about half that); 2 is what this 2-core target
      * needs, and the plan must not depend on the thread count */
-    *nA = chunked ? 2 : 1;
+    *nA = chunked ? FNN_TUNE_BATCH_CHUNKS : 1;
     if (*nA > B) *nA = B;
     for (int l = 0; l < net->L; l++) {
         const int nin = net->n[l];
@@ -1317,8 +1317,9 @@ static int F(bplan)(const fnn_net *net, int B, int chunked, int *nA, F(btask_t) 
          * gemm: 2), the bias row alone */
         int k = 1;
         if (chunked) {
-            const int kmax = l == 0 && fnn_tune.sparse ? 8 : (F(use_gemm)(net, l, B) ? 2 : 4);
-            k = (int)(((int64_t)nin * net->n[l + 1] * B) / 2000000);
+            const int kmax = l == 0 && fnn_tune.sparse ? FNN_TUNE_TASKS_SPARSE0
+                             : (F(use_gemm)(net, l, B) ? FNN_TUNE_TASKS_GEMM : FNN_TUNE_TASKS_ROWS);
+            k = (int)(((int64_t)nin * net->n[l + 1] * B) / FNN_TUNE_TASK_WORK);
             k = k < 1 ? 1 : (k > kmax ? kmax : k);
             if (k > nin) k = nin;
         }
@@ -1468,7 +1469,7 @@ static void F(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const voi
     if (T > ws->B) T = ws->B;
     /* rows are independent and handed out dynamically (no per-step barriers as in training),
      * so a few million MACs already pay for the second thread */
-    if (T < 1 || N * F(work_per_sample)(net) < (int64_t)fnn_tune.par_min_work / 16) T = 1;
+    if (T < 1 || N * F(work_per_sample)(net) < (int64_t)fnn_tune.par_min_work / FNN_TUNE_PREDICT_PAR_DIVISOR) T = 1;
 #ifndef _OPENMP
     T = 1;
 #endif
@@ -1484,7 +1485,7 @@ static void F(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const voi
             return;
         }
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(T) schedule(dynamic, 128)
+#pragma omp parallel for num_threads(T) schedule(dynamic, FNN_TUNE_PREDICT_ROWS_PER_TAKE)
         for (int64_t i = 0; i < N; i++)
             F(fwd1)(net, ws, P, x + i * n0, omp_get_thread_num(), out + i * nL, 0);
 #endif
