@@ -1,7 +1,7 @@
 /* fastnn C kernels: shared types and the dispatch API used by _kernels.pyx.
  *
- * The hot kernels live in fnn_impl.h, a template included once per (dtype, ISA) by
- * fnn_isa_{base,avx2,avx512}.c. fnn_dispatch.c picks the best ISA
+ * The hot kernels live in fnn_impl.h, a template (split in parts, listed at its top) included
+ * once per (dtype, ISA) by fnn_isa_{base,avx2,avx512}.c. fnn_dispatch.c picks the best ISA
  * variant at run time (__builtin_cpu_supports), so the default build is portable and still uses
  * AVX2/AVX-512.
  */
