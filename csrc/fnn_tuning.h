@@ -6,12 +6,13 @@
  * The first group are the defaults of fnn_tune (fnn.h fnn_tuning), which Python can read and
  * change at run time (fastnn._kernels.get_tuning / set_tuning; the tests force paths with
  * them). The second group are compile-time constants of the batched work plan and predict.
+ * Re-measure a threshold with benchmarks/tuning_sweep.py (set_tuning overrides, CPU time).
  */
 #ifndef FNN_TUNING_H
 #define FNN_TUNING_H
 
 /* Fused per-sample path when every layer has <= this many units. Measured (float32, 1
- * thread, CPU time per fit epoch, shared VM, benchmarks via set_tuning): digits-16 b10 78 ms
+ * thread, CPU time per fit epoch, shared VM, benchmarks/tuning_sweep.py): digits-16 b10 78 ms
  * fused vs 182 ms batched (narrow_max=8); mlp-128 b64 (128 units) 88-89 ms batched vs
  * 102-104 ms fused (narrow_max=128). So the cut lies between 16 and 128 units; 64 is the
  * first kernels' choice within it (no network between 64 and 128 units was measured). */
