@@ -13,6 +13,12 @@
  * columns of x^T); nostate, plain SGD without decay (a zero gradient row changes nothing).
  */
 
+/* Room for every layer's weight tasks (at most the largest FNN_TUNE_TASKS_*) and its bias. */
+#define FNN_MAX_TASKS (FNN_MAXL * 10)
+#if FNN_TUNE_TASKS_SPARSE0 + 1 > 10 || FNN_TUNE_TASKS_ROWS + 1 > 10 || FNN_TUNE_TASKS_GEMM + 1 > 10
+#error "FNN_MAX_TASKS: more than 9 weight tasks per layer"
+#endif
+
 typedef struct {
     int l, c;
     int64_t r0, r1;
@@ -166,7 +172,7 @@ static void NAME(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_
     int64_t corr = 0;
     NAME(opt_scalars) o;
     const int sparse0 = fnn_tune.sparse;
-    NAME(batch_task) tasks[FNN_MAXL * 10];
+    NAME(batch_task) tasks[FNN_MAX_TASKS];
     int n_chunks = 1, n_tasks = 0, B_planned = -1;
     for (int64_t s = 0; s < nsteps; s++) {
         const int64_t lo = start + s * bs;
@@ -174,7 +180,7 @@ static void NAME(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_
         const int B = (int)(hi - lo);
         const int64_t *rows = order + lo;
         if (B != B_planned) {
-            n_tasks = NAME(batch_plan)(net, B, chunked, &n_chunks, tasks, FNN_MAXL * 10);
+            n_tasks = NAME(batch_plan)(net, B, chunked, &n_chunks, tasks, FNN_MAX_TASKS);
             B_planned = B;
         }
         for (int c = NAME(next_item)(tm, 0, -1); c < n_chunks; c = NAME(next_item)(tm, 0, c)) {

@@ -1,5 +1,5 @@
 /* fnn_narrow.h: the fused per-sample training step for narrow networks (every layer at most
- * FNN_TUNE_NARROW_MAX units). Part of fnn_impl.h.
+ * fnn_tune.narrow_max units, fnn_tuning.h). Part of fnn_impl.h.
  *
  * A step has two phases, with a barrier between them when threads share it:
  *   forward-backward (samples split over threads): forward, loss, deltas of every layer >= 1;
