@@ -97,7 +97,10 @@ extensions = [
         ["csrc/_kernels.pyx", "csrc/fnn_dispatch.c", "csrc/fnn_isa_base.c",
          "csrc/fnn_isa_avx2.c", "csrc/fnn_isa_avx512.c"],
         # The .pyx is listed too so that the sdist carries it (cythonize swaps it for the .c).
-        depends=["csrc/_kernels.pyx", "csrc/fnn.h", "csrc/fnn_impl.h", "csrc/fnn_isa_common.h"],
+        depends=["csrc/_kernels.pyx", "csrc/fnn.h", "csrc/fnn_tuning.h", "csrc/fnn_isa_common.h",
+                 "csrc/fnn_impl.h", "csrc/fnn_vec.h", "csrc/fnn_rows.h", "csrc/fnn_act.h",
+                 "csrc/fnn_update.h", "csrc/fnn_narrow.h", "csrc/fnn_gemm.h", "csrc/fnn_batch.h",
+                 "csrc/fnn_batch_step.h", "csrc/fnn_entry.h"],
         include_dirs=[np.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
     )

@@ -266,7 +266,8 @@ cdef inline int _check_net(Workspace ws, object net) except -1:
     return 0
 
 
-cdef inline void* _arr(object a, str name, int typenum, Py_ssize_t rows, Py_ssize_t cols) except NULL:
+cdef inline void* _arr(object a, str name, int typenum, Py_ssize_t rows,
+                       Py_ssize_t cols) except NULL:
     """Pointer to a C-contiguous array of the given type and shape (cols < 0: 1-D of `rows`)."""
     cdef cnp.ndarray arr
     if not cnp.PyArray_Check(a):

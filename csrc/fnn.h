@@ -1,8 +1,9 @@
 /* fastnn C kernels: shared types and the dispatch API used by _kernels.pyx.
  *
- * The hot kernels live in fnn_impl.h, a template included once per (dtype, ISA) by
- * fnn_isa_{base,avx2,avx512}.c. fnn_dispatch.c picks the best ISA variant at run time
- * (__builtin_cpu_supports), so the default build is portable and still uses AVX2/AVX-512.
+ * The hot kernels live in fnn_impl.h, a template (split in parts, listed at its top) included
+ * once per (dtype, ISA) by fnn_isa_{base,avx2,avx512}.c. fnn_dispatch.c picks the best ISA
+ * variant at run time (__builtin_cpu_supports), so the default build is portable and still uses
+ * AVX2/AVX-512.
  */
 #ifndef FNN_H
 #define FNN_H
@@ -93,7 +94,8 @@ typedef void (*fnn_sgemm_t)(char *, char *, int *, int *, int *, float *, float 
 typedef void (*fnn_dgemm_t)(char *, char *, int *, int *, int *, double *, double *, int *,
                             double *, int *, double *, double *, int *);
 
-/* Tunables (read by the kernels; set once at import, or by benchmarks). */
+/* Tunables (read by the kernels; set once at import, or by benchmarks). Their defaults, and
+ * the measurements that chose them: fnn_tuning.h. */
 typedef struct {
     int narrow_max;     /* fused per-sample path when every layer has <= this many units */
     int gemm_min;       /* gemm for a layer when min(n_in, n_out) >= this and B >= gemm_min_b */
@@ -102,7 +104,8 @@ typedef struct {
     int sparse;         /* 1: skip zero inputs in layer 0 */
     int colblock_kb;    /* sparse layer-0 passes work on column blocks of about this size */
     int par_min_work_batch;  /* the same for the batched (gemm) path */
-    int own_gemm;       /* 1: float32 gemm with n % 32 == 0 uses our AVX-512 kernel (AVX-512 build) */
+    int own_gemm;       /* 1: float32 gemm with n % 32 == 0 uses our AVX-512 kernel
+                           (AVX-512 build) */
 } fnn_tuning;
 
 /* BLAS thread control (OpenBLAS set/get_num_threads of each loaded OpenBLAS, registered from

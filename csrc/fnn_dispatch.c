@@ -6,6 +6,7 @@
 #endif
 #include <sched.h>
 #include "fnn.h"
+#include "fnn_tuning.h"   /* the defaults below and why */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define FNN_PAUSE() _mm_pause()
@@ -16,19 +17,14 @@
 fnn_sgemm_t fnn_sgemm = NULL;
 fnn_dgemm_t fnn_dgemm = NULL;
 fnn_tuning fnn_tune = {
-    64,     /* narrow_max */
-    32,     /* gemm_min */
-    8,      /* gemm_min_b */
-    50000000, /* par_min_work: MACs per training step before the fused path uses threads (predict:
-                 this / 16 per call). Measured on a shared 2-core VM: below this the per-step
-                 barriers lose to one thread, badly when the machine is oversubscribed. */
-    1,      /* sparse */
-    400,    /* colblock_kb: 128 columns of a 784-row float32 layer-0 block (L2 = 1 MB here) */
-    20000000, /* par_min_work_batch: MACs per step before the batched path cuts each step in
-                 fixed pieces that threads share (wide-512 b256: 171M, 2 threads up to 1.8x on
-                 a quiet machine; mlp-128 b64: 7M, pieces cost 20% on one thread and 2 threads
-                 lost to 1 on the shared VM) */
-    1,      /* own_gemm */
+    FNN_TUNE_NARROW_MAX,
+    FNN_TUNE_GEMM_MIN,
+    FNN_TUNE_GEMM_MIN_B,
+    FNN_TUNE_PAR_MIN_WORK,
+    FNN_TUNE_SPARSE,
+    FNN_TUNE_COLBLOCK_KB,
+    FNN_TUNE_PAR_MIN_WORK_BATCH,
+    FNN_TUNE_OWN_GEMM,
 };
 
 void fnn_team_barrier(fnn_team *tm, int rewind)
@@ -40,9 +36,9 @@ void fnn_team_barrier(fnn_team *tm, int rewind)
         __atomic_store_n(&tm->gen, g + 1, __ATOMIC_RELEASE);
         return;
     }
-    /* ~20-50 us of spinning covers an ordinary imbalance on a quiet machine; then yield */
+    /* spin through an ordinary imbalance, then yield (fnn_tuning.h) */
     for (int i = 0; __atomic_load_n(&tm->gen, __ATOMIC_ACQUIRE) == g; i++) {
-        if (i < 1000) FNN_PAUSE();
+        if (i < FNN_TUNE_BARRIER_SPINS) FNN_PAUSE();
         else sched_yield();
     }
 }
@@ -106,6 +102,13 @@ static int cpu_has(const char *isa)
     return !strcmp(isa, "base");
 }
 
+static int use_kernels(const fnn_kernels *k32, const fnn_kernels *k64)
+{
+    cur32 = k32;
+    cur64 = k64;
+    return 0;
+}
+
 int fnn_select_isa(const char *name)
 {
     if (!name || !strcmp(name, "auto") || !name[0]) {
@@ -117,10 +120,10 @@ int fnn_select_isa(const char *name)
     }
     if (!cpu_has(name)) return -1;
 #if FNN_X86_MULTI
-    if (!strcmp(name, "avx512")) { cur32 = &kernels_f32_avx512; cur64 = &kernels_f64_avx512; return 0; }
-    if (!strcmp(name, "avx2")) { cur32 = &kernels_f32_avx2; cur64 = &kernels_f64_avx2; return 0; }
+    if (!strcmp(name, "avx512")) return use_kernels(&kernels_f32_avx512, &kernels_f64_avx512);
+    if (!strcmp(name, "avx2")) return use_kernels(&kernels_f32_avx2, &kernels_f64_avx2);
 #endif
-    if (!strcmp(name, "base")) { cur32 = &kernels_f32_base; cur64 = &kernels_f64_base; return 0; }
+    if (!strcmp(name, "base")) return use_kernels(&kernels_f32_base, &kernels_f64_base);
     return -1;
 }
 

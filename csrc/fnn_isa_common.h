@@ -9,6 +9,7 @@
 #include <omp.h>
 #endif
 #include "fnn.h"
+#include "fnn_tuning.h"
 
 #define FNN_SFX2(a, b) a##_##b
 #define FNN_SFX(a, b) FNN_SFX2(a, b)

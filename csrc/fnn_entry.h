@@ -1,0 +1,172 @@
+/* fnn_entry.h: the entry points of fnn_kernels (fnn.h): train (picks the narrow or the
+ * batched path and the thread count), predict, loss_grad, abs_peak, and this instantiation's
+ * kernel table. Part of fnn_impl.h.
+ *
+ * Glossary: T, threads used (at most the caller's nthreads and the workspace's capacity);
+ * narrow, every layer at most fnn_tune.narrow_max units (fnn_narrow.h); chunked, a batched
+ * step big enough to be cut in fixed pieces that threads share (fnn_batch_step.h).
+ */
+
+static int NAME(is_narrow)(const fnn_net *net) { return net->maxn <= fnn_tune.narrow_max; }
+
+/* The training thread count: 1 unless the step is worth splitting (`worth`). */
+static int NAME(train_threads)(const fnn_ws *ws, int nthreads, int worth)
+{
+    int T = nthreads < ws->T ? nthreads : ws->T;
+    if (T < 1 || !worth) T = 1;
+#ifndef _OPENMP
+    T = 1;
+#endif
+    return T;
+}
+
+static double NAME(train)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_opt *op,
+                          const void *xv, const void *yv, int64_t N, const int64_t *order,
+                          int64_t n_order, int64_t start, int64_t nsteps, int64_t bs,
+                          int acc_mode, int nthreads, int64_t *correct, int *status)
+{
+    REAL *P = (REAL *)Pv;
+    const REAL *x = (const REAL *)xv, *y = (const REAL *)yv;
+    *status = 0;
+    *correct = 0;
+    if (nsteps <= 0) return 0.0;
+    int64_t end = start + nsteps * bs;
+    if (end > n_order) end = n_order;
+    for (int64_t i = start; i < end; i++)
+        if (order[i] < 0 || order[i] >= N) {
+            *status = -1;
+            return 0.0;
+        }
+    const int64_t work = bs * NAME(work_per_sample)(net);
+    if (NAME(is_narrow)(net)) {
+        const int T0 = NAME(train_threads)(ws, nthreads, 1);
+        const int T = NAME(train_threads)(ws, nthreads,
+                                          work >= fnn_tune.par_min_work && bs >= 2 * T0);
+        return NAME(train_narrow)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs,
+                                  acc_mode, T, correct);
+    }
+    /* big enough steps are cut in fixed chunks (same bits for any thread count) that threads
+     * take dynamically; smaller ones run whole on one thread */
+    const int chunked = work >= fnn_tune.par_min_work_batch;
+    const int T = NAME(train_threads)(ws, nthreads, chunked);
+    return NAME(train_batch)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode,
+                             T, chunked, correct);
+}
+
+/* predict through the batched kernels: thread t owns workspace rows [w0, w1) and x rows
+ * [i0, i1), and runs them through in pieces of w1 - w0 rows, each with a one-thread BLAS. */
+static void NAME(predict_batched)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x,
+                                  REAL *out, int64_t N, int T)
+{
+    const int n0 = net->n[0], nL = net->n[net->L];
+    int saved[FNN_MAXBLAS];
+    fnn_blas_hold1(saved);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(T) if (T > 1)
+#endif
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int t = 0, nt = 1;
+        (void)T;
+#endif
+        int64_t w0, w1, i0, i1;
+        NAME(split)(ws->B, t, nt, &w0, &w1);
+        NAME(split)(N, t, nt, &i0, &i1);
+        const int cap = (int)(w1 - w0);
+        for (int64_t lo = i0; lo < i1 && cap > 0; lo += cap) {
+            const int nb = (int)(i1 - lo < cap ? i1 - lo : cap);
+            /* workspace row w0 + k holds x row lo + k */
+            NAME(batch_forward_rows)(net, ws, P, x + (lo - w0) * n0, NULL, (int)w0,
+                                     (int)w0 + nb, nb, out + (lo - w0) * nL, fnn_tune.sparse);
+        }
+    }
+    fnn_blas_restore(saved);
+}
+
+static void NAME(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
+                          void *outv, int64_t N, int nthreads)
+{
+    const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv;
+    REAL *out = (REAL *)outv;
+    const int n0 = net->n[0], nL = net->n[net->L];
+    if (N == 1) {
+        NAME(forward_one)(net, ws, P, x, 0, out, 0);
+        return;
+    }
+    int T = nthreads < ws->T ? nthreads : ws->T;
+    if (T > ws->B) T = ws->B;
+    /* rows are independent and handed out dynamically (no per-step barriers as in training),
+     * so less work already pays for the second thread */
+    const int64_t par_min = (int64_t)fnn_tune.par_min_work / FNN_TUNE_PREDICT_PAR_DIVISOR;
+    if (T < 1 || N * NAME(work_per_sample)(net) < par_min) T = 1;
+#ifndef _OPENMP
+    T = 1;
+#endif
+    if (!NAME(is_narrow)(net) && N >= fnn_tune.gemm_min_b) {
+        NAME(predict_batched)(net, ws, P, x, out, N, T);
+        return;
+    }
+    /* per-sample kernels; one parallel region for the whole call, rows handed out in blocks
+     * (dynamic: a thread that starts late just takes fewer blocks). Each thread uses
+     * workspace row t as its scratch. */
+    if (T == 1) {
+        for (int64_t i = 0; i < N; i++) {
+            if (i + 1 < N) NAME(prefetch_row)(x + (i + 1) * n0, n0);
+            NAME(forward_one)(net, ws, P, x + i * n0, 0, out + i * nL, 0);
+        }
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(T) schedule(dynamic, FNN_TUNE_PREDICT_ROWS_PER_TAKE)
+    for (int64_t i = 0; i < N; i++)
+        NAME(forward_one)(net, ws, P, x + i * n0, omp_get_thread_num(), out + i * nL, 0);
+#endif
+}
+
+static double NAME(loss_grad)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
+                              const void *yv, int64_t N, void *gradv)
+{
+    const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv, *y = (const REAL *)yv;
+    int64_t c;
+    NAME(batch_forward_rows)(net, ws, P, x, NULL, 0, (int)N, (int)N, NULL, fnn_tune.sparse);
+    return NAME(batch_loss_grad)(net, ws, P, x, y, NULL, (int)N, (REAL *)gradv, fnn_tune.sparse,
+                                 FNN_ACC_NONE, &c) / (double)N;
+}
+
+/* max |x| over n values in one pass (the Model API's input check, ~memory speed). It compares
+ * the bits with the sign cleared as unsigned integers: for non-negative floats that is the value
+ * order, and inf and NaN sort above every finite value, so the result is NaN or inf exactly when
+ * some value is. An integer max is exact and order-free, so it vectorises; 4 vector accumulators
+ * hide the compare-select latency. */
+static double NAME(abs_peak)(const void *xv, int64_t n)
+{
+#if IS_F32
+    typedef uint32_t bits;
+    const bits mask = 0x7fffffffu;
+#else
+    typedef uint64_t bits;
+    const bits mask = 0x7fffffffffffffffull;
+#endif
+    enum { ACCUMULATORS = 4 * LANES };
+    const bits *b = (const bits *)xv;
+    bits m[ACCUMULATORS] = {0};
+    int64_t i = 0;
+    for (; i + ACCUMULATORS <= n; i += ACCUMULATORS)
+        for (int k = 0; k < ACCUMULATORS; k++) {
+            const bits v = b[i + k] & mask;
+            m[k] = v > m[k] ? v : m[k];
+        }
+    for (; i < n; i++) {
+        const bits v = b[i] & mask;
+        m[0] = v > m[0] ? v : m[0];
+    }
+    for (int k = 1; k < ACCUMULATORS; k++) m[0] = m[k] > m[0] ? m[k] : m[0];
+    REAL r;
+    memcpy(&r, &m[0], sizeof r);
+    return (double)r;
+}
+
+const fnn_kernels NAME(kernels) = {NAME(train), NAME(predict), NAME(loss_grad), NAME(abs_peak),
+                                   FNN_ISA_NAME};

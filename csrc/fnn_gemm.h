@@ -1,0 +1,127 @@
+/* fnn_gemm.h: matrix products for the batched path: BLAS (scipy's OpenBLAS, pointers set at
+ * import), or on AVX-512 our own float32 kernel, and the choice between them and the per-row
+ * kernels. Part of fnn_impl.h.
+ *
+ * Glossary: gemm, C = op(A) op(B) (BLAS name); ta/tb, A/B stored transposed; m x n the shape
+ * of C, k the inner dimension; lda/ldb/ldc row strides; rm, row-major; colblock, columns of
+ * layer 0 processed together (fnn_tuning.h FNN_TUNE_COLBLOCK_KB).
+ */
+
+static int NAME(use_gemm)(const fnn_net *net, int l, int B)
+{
+    const int a = net->n[l], b = net->n[l + 1];
+    return GEMM != NULL && B >= fnn_tune.gemm_min_b && (a < b ? a : b) >= fnn_tune.gemm_min;
+}
+
+#if IS_F32 && VBYTES == 64 && defined(__AVX512F__)
+#define FNN_XGEMM_KMAX 512   /* 64 KB of stack for the packed panel */
+/* AVX-512 sgemm for row-major C (m x n) = op(A) (m x k) op(B) (k x n), n a multiple of 32:
+ * scipy's OpenBLAS runs its AVX2 (Haswell) kernel on AVX-512 machines. op(B) is packed in
+ * k x 32 panels (on the stack: k <= FNN_XGEMM_KMAX); 8 x 32 blocks of C accumulate in 16
+ * registers over the whole k (each C element: one sum in k order, whatever m, n or the
+ * caller's row split). ta: A stored transposed (element (i, p) at A[p * lda + i]); tb: same
+ * for B. */
+/* Pack op(B)'s columns [j0, j0 + 32) into the k x 32 panel pk. */
+static inline void NAME(xgemm_pack)(int tb, int k, const float *restrict Bm, int ldb, int j0,
+                                    float *restrict pk)
+{
+    if (!tb) {
+        for (int p = 0; p < k; p++) {
+            const float *b = Bm + (int64_t)p * ldb + j0;
+            _mm512_store_ps(pk + p * 32, _mm512_loadu_ps(b));
+            _mm512_store_ps(pk + p * 32 + 16, _mm512_loadu_ps(b + 16));
+        }
+    } else {
+        for (int jj = 0; jj < 32; jj++) {
+            const float *b = Bm + (int64_t)(j0 + jj) * ldb;
+            for (int p = 0; p < k; p++) pk[p * 32 + jj] = b[p];
+        }
+    }
+}
+
+/* C rows [i0, i0 + 8) x the panel's 32 columns: 16 accumulators over the whole k.
+ * rs, ps: the strides of A(i, p) along i and along p. */
+static inline void NAME(xgemm_block8)(int k, const float *restrict a, int64_t rs, int64_t ps,
+                                      const float *restrict pk, float *restrict c, int ldc)
+{
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
+           c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00,
+           c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    for (int p = 0; p < k; p++, a += ps) {
+        const __m512 b0 = _mm512_load_ps(pk + p * 32);
+        const __m512 b1 = _mm512_load_ps(pk + p * 32 + 16);
+        __m512 av;
+#define FNN_XGEMM_ROW(r, x0, x1)                                                                \
+        av = _mm512_set1_ps(a[(r) * rs]);                                                       \
+        x0 = _mm512_fmadd_ps(av, b0, x0);                                                       \
+        x1 = _mm512_fmadd_ps(av, b1, x1);
+        FNN_XGEMM_ROW(0, c00, c01)
+        FNN_XGEMM_ROW(1, c10, c11)
+        FNN_XGEMM_ROW(2, c20, c21)
+        FNN_XGEMM_ROW(3, c30, c31)
+        FNN_XGEMM_ROW(4, c40, c41)
+        FNN_XGEMM_ROW(5, c50, c51)
+        FNN_XGEMM_ROW(6, c60, c61)
+        FNN_XGEMM_ROW(7, c70, c71)
+#undef FNN_XGEMM_ROW
+    }
+    _mm512_storeu_ps(c, c00); _mm512_storeu_ps(c + 16, c01); c += ldc;
+    _mm512_storeu_ps(c, c10); _mm512_storeu_ps(c + 16, c11); c += ldc;
+    _mm512_storeu_ps(c, c20); _mm512_storeu_ps(c + 16, c21); c += ldc;
+    _mm512_storeu_ps(c, c30); _mm512_storeu_ps(c + 16, c31); c += ldc;
+    _mm512_storeu_ps(c, c40); _mm512_storeu_ps(c + 16, c41); c += ldc;
+    _mm512_storeu_ps(c, c50); _mm512_storeu_ps(c + 16, c51); c += ldc;
+    _mm512_storeu_ps(c, c60); _mm512_storeu_ps(c + 16, c61); c += ldc;
+    _mm512_storeu_ps(c, c70); _mm512_storeu_ps(c + 16, c71);
+}
+
+static void NAME(xgemm)(int ta, int tb, int m, int n, int k, const float *restrict A, int lda,
+                        const float *restrict Bm, int ldb, float *restrict C, int ldc)
+{
+    float pk[FNN_XGEMM_KMAX * 32] __attribute__((aligned(64)));
+    const int64_t rs = ta ? 1 : lda, ps = ta ? lda : 1;   /* A(i, p) strides */
+    for (int j0 = 0; j0 < n; j0 += 32) {
+        NAME(xgemm_pack)(tb, k, Bm, ldb, j0, pk);
+        int i0 = 0;
+        for (; i0 + 8 <= m; i0 += 8)
+            NAME(xgemm_block8)(k, A + (int64_t)i0 * rs, rs, ps, pk, C + (int64_t)i0 * ldc + j0,
+                               ldc);
+        for (; i0 < m; i0++) {   /* row tail: the same sums, one row at a time */
+            __m512 x0 = _mm512_setzero_ps(), x1 = x0;
+            for (int p = 0; p < k; p++) {
+                const __m512 av = _mm512_set1_ps(A[(int64_t)i0 * rs + (int64_t)p * ps]);
+                x0 = _mm512_fmadd_ps(av, _mm512_load_ps(pk + p * 32), x0);
+                x1 = _mm512_fmadd_ps(av, _mm512_load_ps(pk + p * 32 + 16), x1);
+            }
+            _mm512_storeu_ps(C + (int64_t)i0 * ldc + j0, x0);
+            _mm512_storeu_ps(C + (int64_t)i0 * ldc + j0 + 16, x1);
+        }
+    }
+}
+#endif
+
+/* row-major C (m x n, ldc) = op(A) op(B) through column-major BLAS: C^T = op(B)^T op(A)^T */
+static void NAME(gemm_rm)(char ta, char tb, int m, int n, int k, const REAL *A, int lda,
+                          const REAL *Bm, int ldb, REAL *C, int ldc)
+{
+#if IS_F32 && VBYTES == 64 && defined(__AVX512F__)
+    if (fnn_tune.own_gemm && n % 32 == 0 && k <= FNN_XGEMM_KMAX) {
+        NAME(xgemm)(ta == 'T', tb == 'T', m, n, k, A, lda, Bm, ldb, C, ldc);
+        return;
+    }
+#endif
+    REAL one = 1, zero = 0;
+    GEMM(&tb, &ta, &n, &m, &k, &one, (REAL *)Bm, &ldb, (REAL *)A, &lda, &zero, C, &ldc);
+}
+
+/* Columns per block for the sparse layer-0 passes: n_rows x block within colblock_kb (L2). */
+static inline int NAME(colblock)(int n_rows, int n_cols)
+{
+    if (fnn_tune.colblock_kb <= 0) return n_cols;
+    const int64_t row_bytes = (int64_t)n_rows * (int64_t)sizeof(REAL);
+    int cb = (int)((fnn_tune.colblock_kb * 1024LL) / row_bytes);
+    cb = cb / (4 * LANES) * (4 * LANES);
+    if (cb < 4 * LANES) cb = 4 * LANES;
+    return cb >= n_cols ? n_cols : cb;
+}
+

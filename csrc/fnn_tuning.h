@@ -1,0 +1,78 @@
+/* fnn_tuning.h: every machine-tuning constant of the kernels, in one place, with the
+ * measurement that chose it. Units: MACs are multiply-adds of one training step (batch size
+ * x sum of n_in * n_out); "the VM" is the development machine, a shared 2-core x86-64 KVM
+ * guest with AVX-512 (1 MB L2 per core).
+ *
+ * The first group are the defaults of fnn_tune (fnn.h fnn_tuning), which Python can read and
+ * change at run time (fastnn._kernels.get_tuning / set_tuning; the tests force paths with
+ * them). The second group are compile-time constants of the batched work plan and predict.
+ * Re-measure a threshold with benchmarks/tuning_sweep.py (set_tuning overrides, CPU time).
+ */
+#ifndef FNN_TUNING_H
+#define FNN_TUNING_H
+
+/* Fused per-sample path when every layer has <= this many units. Measured (float32, 1
+ * thread, CPU time per fit epoch, shared VM, benchmarks/tuning_sweep.py): digits-16 b10 78 ms
+ * fused vs 182 ms batched (narrow_max=8); mlp-128 b64 (128 units) 88-89 ms batched vs
+ * 102-104 ms fused (narrow_max=128). So the cut lies between 16 and 128 units; 64 is the
+ * first kernels' choice within it (no network between 64 and 128 units was measured). */
+#define FNN_TUNE_NARROW_MAX 64
+
+/* gemm for a layer when min(n_in, n_out) >= FNN_TUNE_GEMM_MIN and the batch has at least
+ * FNN_TUNE_GEMM_MIN_B rows; below that BLAS's call and packing overhead exceeds the per-row
+ * kernels. Measured as above: wide-512 b256 110-132 ms per 5120-row epoch with gemm vs 281-287
+ * ms without (gemm_min=600 or 100000); mlp-128 b64 (gemm on its 128x64 layer) 88-89 ms with
+ * vs 81-94 ms without: a tie, so 32 is not sharp; gemm_min_b = 8 is the first kernels' choice
+ * (not measured). The 10-unit output layers stay on the per-row kernels. */
+#define FNN_TUNE_GEMM_MIN 32
+#define FNN_TUNE_GEMM_MIN_B 8
+
+/* MACs per training step before the fused path uses threads (predict: this divided by
+ * FNN_TUNE_PREDICT_PAR_DIVISOR per call). Measured on the shared 2-core VM: below this the
+ * per-step barriers lose to one thread, badly when the machine is oversubscribed. */
+#define FNN_TUNE_PAR_MIN_WORK 50000000
+
+/* 1: layer 0 skips zero inputs (MNIST rows are ~80% zeros). */
+#define FNN_TUNE_SPARSE 1
+
+/* KB of a layer-0 column block (the sparse passes keep n[0] rows x block in L2): 400 KB is 128
+ * columns of a 784-row float32 layer 0, within the VM's 1 MB L2. */
+#define FNN_TUNE_COLBLOCK_KB 400
+
+/* MACs per step before the batched path cuts each step in fixed pieces that threads share:
+ * wide-512 b256 (171M MACs) runs up to 1.8x faster on 2 threads of a quiet VM; mlp-128 b64
+ * (7M) lost 20% on one thread to the pieces and 2 threads lost to 1 on the shared VM. */
+#define FNN_TUNE_PAR_MIN_WORK_BATCH 20000000
+
+/* 1: float32 gemm with n % 32 == 0 uses our AVX-512 kernel (AVX-512 build only): scipy's
+ * OpenBLAS runs its AVX2 (Haswell) kernel on AVX-512 machines. */
+#define FNN_TUNE_OWN_GEMM 1
+
+/* Sample chunks of a chunked batched step (phase 1): 2 pieces, as many as the 2-core target
+ * has cores; each gemm piece packs the whole other operand again (4 pieces cost 10% on one
+ * thread for wide-512, 2 about half that), and the plan must not depend on the thread
+ * count. */
+#define FNN_TUNE_BATCH_CHUNKS 2
+
+/* Update tasks per layer of a chunked step: one per FNN_TUNE_TASK_WORK MACs of the layer's
+ * gradient, at most ..._SPARSE0 for the sparse layer 0 (uneven rows: more, smaller tasks
+ * balance better), ..._ROWS for per-row kernels and ..._GEMM for gemm layers (each gemm task
+ * packs the deltas again). Chosen with the 2-thread batched step on wide-512 b256 (no finer
+ * measurement recorded). */
+#define FNN_TUNE_TASK_WORK 2000000
+#define FNN_TUNE_TASKS_SPARSE0 8
+#define FNN_TUNE_TASKS_ROWS 4
+#define FNN_TUNE_TASKS_GEMM 2
+
+/* predict: rows are independent and handed out dynamically (no per-step barriers as in
+ * training), so a sixteenth of the training threshold already pays for a second thread; rows
+ * are taken FNN_TUNE_PREDICT_ROWS_PER_TAKE at a time (a few per thread for 10k-row calls). */
+#define FNN_TUNE_PREDICT_PAR_DIVISOR 16
+#define FNN_TUNE_PREDICT_ROWS_PER_TAKE 128
+
+/* Team barrier: pause-spin this many rounds (~20-50 us on the VM, an ordinary imbalance on a
+ * quiet machine), then sched_yield (on an oversubscribed machine a spinning waiter keeps its
+ * partner off the core). */
+#define FNN_TUNE_BARRIER_SPINS 1000
+
+#endif

@@ -1,0 +1,190 @@
+/* fnn_vec.h: vector loads and stores (masked for a row's last, partial vector), horizontal
+ * sum, square root, float32 exp, and the nonzero indices of an input row. Part of fnn_impl.h.
+ *
+ * Glossary: ld/st load/store a whole vector; ldn/stn the first n lanes only (the others read
+ * as 0, are left alone); hsum the sum of a vector's lanes; splat a vector of one value.
+ */
+
+static inline VEC NAME(ld)(const REAL *p) { return *(const VEC_UNALIGNED *)p; }
+static inline void NAME(st)(REAL *p, VEC v) { *(VEC_UNALIGNED *)p = v; }
+static inline VEC NAME(splat)(REAL c) { VEC v = {0}; return v + c; }
+
+#if VBYTES == 64 && defined(__AVX512F__)
+#if IS_F32
+static inline VEC NAME(ldn)(const REAL *p, int n)
+{
+    return (VEC)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p);
+}
+static inline void NAME(stn)(REAL *p, VEC v, int n)
+{
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), (__m512)v);
+}
+static inline REAL NAME(hsum)(VEC v) { return _mm512_reduce_add_ps((__m512)v); }
+#else
+static inline VEC NAME(ldn)(const REAL *p, int n)
+{
+    return (VEC)_mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1u), p);
+}
+static inline void NAME(stn)(REAL *p, VEC v, int n)
+{
+    _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1u), (__m512d)v);
+}
+static inline REAL NAME(hsum)(VEC v) { return _mm512_reduce_add_pd((__m512d)v); }
+#endif
+#elif VBYTES == 32 && defined(__AVX2__)
+#if IS_F32
+static inline __m256i NAME(mask)(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline VEC NAME(ldn)(const REAL *p, int n)
+{
+    return (VEC)_mm256_maskload_ps(p, NAME(mask)(n));
+}
+static inline void NAME(stn)(REAL *p, VEC v, int n)
+{
+    _mm256_maskstore_ps(p, NAME(mask)(n), (__m256)v);
+}
+#else
+static inline __m256i NAME(mask)(int n)
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+static inline VEC NAME(ldn)(const REAL *p, int n)
+{
+    return (VEC)_mm256_maskload_pd(p, NAME(mask)(n));
+}
+static inline void NAME(stn)(REAL *p, VEC v, int n)
+{
+    _mm256_maskstore_pd(p, NAME(mask)(n), (__m256d)v);
+}
+#endif
+static inline REAL NAME(hsum)(VEC v)
+{
+    REAL s = 0;
+    for (int k = 0; k < LANES; k++) s += v[k];
+    return s;
+}
+#else
+static inline VEC NAME(ldn)(const REAL *p, int n)
+{
+    if (n == LANES) return NAME(ld)(p);
+    VEC v = {0};
+    for (int k = 0; k < n; k++) v[k] = p[k];
+    return v;
+}
+static inline void NAME(stn)(REAL *p, VEC v, int n)
+{
+    if (n == LANES) {
+        NAME(st)(p, v);
+        return;
+    }
+    for (int k = 0; k < n; k++) p[k] = v[k];
+}
+static inline REAL NAME(hsum)(VEC v)
+{
+    REAL s = 0;
+    for (int k = 0; k < LANES; k++) s += v[k];
+    return s;
+}
+#endif
+
+/* The last vector of a row: a whole store when the row is padded to whole vectors (a masked
+ * store that a later load overlaps stalls the pipeline), else only its n lanes. */
+static inline void NAME(store_tail)(REAL *p, VEC v, int n, int padded)
+{
+    if (padded) NAME(st)(p, v);
+    else NAME(stn)(p, v, n);
+}
+
+static inline VEC NAME(vsqrt)(VEC v)
+{
+#if VBYTES == 64 && defined(__AVX512F__)
+#if IS_F32
+    return (VEC)_mm512_sqrt_ps((__m512)v);
+#else
+    return (VEC)_mm512_sqrt_pd((__m512d)v);
+#endif
+#elif VBYTES == 32 && defined(__AVX__)
+#if IS_F32
+    return (VEC)_mm256_sqrt_ps((__m256)v);
+#else
+    return (VEC)_mm256_sqrt_pd((__m256d)v);
+#endif
+#elif defined(__SSE2__) && VBYTES == 16
+#if IS_F32
+    return (VEC)_mm_sqrt_ps((__m128)v);
+#else
+    return (VEC)_mm_sqrt_pd((__m128d)v);
+#endif
+#else
+    for (int q = 0; q < LANES; q++) v[q] = SQRT(v[q]);
+    return v;
+#endif
+}
+
+/* Indices of the nonzero entries of x[0:n] (idx needs n + 16 slots). */
+static int NAME(nonzero_indices)(const REAL *restrict x, int n, int32_t *restrict idx)
+{
+    int cnt = 0, i = 0;
+#if VBYTES == 64 && defined(__AVX512F__)
+#if IS_F32
+    __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(16);
+    for (; i + 16 <= n; i += 16) {
+        __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_setzero_ps(),
+                                         _CMP_NEQ_UQ);
+        _mm512_storeu_si512((void *)(idx + cnt), _mm512_maskz_compress_epi32(m, iota));
+        cnt += __builtin_popcount((unsigned)m);
+        iota = _mm512_add_epi32(iota, step);
+    }
+#else
+    __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i step = _mm512_set1_epi32(8);
+    for (; i + 8 <= n; i += 8) {
+        __mmask8 m = _mm512_cmp_pd_mask(_mm512_loadu_pd(x + i), _mm512_setzero_pd(),
+                                        _CMP_NEQ_UQ);
+        _mm512_storeu_si512((void *)(idx + cnt),
+                            _mm512_maskz_compress_epi32((__mmask16)m, iota));
+        cnt += __builtin_popcount((unsigned)m);
+        iota = _mm512_add_epi32(iota, step);
+    }
+#endif
+#endif
+    for (; i < n; i++) {
+        idx[cnt] = i;
+        cnt += x[i] != 0;
+    }
+    return cnt;
+}
+
+#if IS_F32
+/* exp on a vector of floats: Cody-Waite range reduction and the Cephes degree-6 polynomial
+ * (max error ~1 ulp, same as glibc's expf to within rounding); overflow -> inf, x < -87.3 -> 0
+ * (expf would return subnormals there), NaN -> NaN. float64 always uses libm's exp. */
+typedef int32_t NAME(vint) __attribute__((vector_size(VBYTES)));
+static inline VEC NAME(vexp)(VEC x)
+{
+    typedef NAME(vint) VI;
+    const VEC hi = NAME(splat)(88.72283935546875f), lo = NAME(splat)(-87.33654022216797f);
+    VI big = (VI)(x > hi), small = (VI)(x < lo), nan = (VI)(x != x);
+    VEC xc = (VEC)(((VI)x & ~(big | small | nan)));        /* out-of-range lanes -> 0 */
+    const VEC magic = NAME(splat)(12582912.0f);            /* 1.5 * 2^23: round to nearest */
+    VEC t = xc * 1.44269504088896341f + magic;
+    VI n = (VI)t - (VI)magic;
+    VEC fn = t - magic;
+    VEC r = xc - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    VEC p = NAME(splat)(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    VEC res = (VEC)((VI)p + (n << 23));
+    const VEC inf = NAME(splat)(__builtin_inff());
+    res = (VEC)(((VI)res & ~(big | small | nan)) | ((VI)inf & big) | ((VI)x & nan));
+    return res;
+}
+#endif
