@@ -16,9 +16,11 @@ import fastnn as fn
 nb = pytest.importorskip("fastnn.backends.numba_backend")
 from fastnn._nb import dense, jit, optim  # noqa: E402
 
-from .test_backends import OPTIMIZERS, assert_close, build, make_data  # noqa: E402
+from .helpers import OPTIMIZERS, assert_close, build, make_data  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The folder that holds the fastnn under test (a checkout, or site-packages for an installed
+# wheel): subprocesses import the same fastnn as this process.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fn.__file__)))
 
 # A tiny training + prediction run (row path, float64) used by the subprocess tests.
 SCRIPT = textwrap.dedent("""
