@@ -1,7 +1,7 @@
 """Write BENCHMARKS.md and a bar chart from a saved ``fastnn bench --json`` run.
 
-    python -m benchmarks.report results.json [--tta tta.json] [--out BENCHMARKS.md]
-                                             [--png docs/img/benchmarks.png]
+    python -m benchmarks.report results.json [--sweep sweep.json] [--tta tta.json]
+                                [--out BENCHMARKS.md] [--png docs/img/benchmarks.png]
 
 BENCHMARKS.md is generated: edit this script, not the file.
 """
@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 from fastnn.bench.table import COLUMNS, LEFT, legend, table_rows
+
+from .report_goals import goals_section, sweep_section
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,7 +140,7 @@ def refresh_carried(out):
     out.write_text("\n".join(text[:start] + carried_sections() + text[repro:]))
 
 
-def write(result, out, png, tta=None, argv=()):
+def write(result, out, png, tta=None, argv=(), sweep=None):
     chart(result, png)
     v = result["versions"]
     versions = ", ".join(f"{k} {val}" for k, val in v.items())
@@ -171,14 +173,17 @@ def write(result, out, png, tta=None, argv=()):
         *[f"- note: {n}" for n in result.get("notes", [])], "",
         f"![training samples/s per engine and network]({rel_png})", "",
     ]
+    lines += sweep_section(sweep)
     if tta:
         lines += tta_section(tta)
+    lines += goals_section(result, sweep, tta)
     lines += carried_sections()
     lines += [
         "## Reproduce", "",
         "```",
         'pip install -e ".[bench]"            # peers: pip install torch==2.13.0 jax jaxlib',
         f"{result['command']}",
+        *([sweep["command"]] if sweep else []),
         *([tta["command"]] if tta else []),
         "python -m benchmarks.report " + shlex.join(argv),
         "python -m pytest benchmarks/ --benchmark-save=NAME   # per-kernel and predict groups",
@@ -196,6 +201,8 @@ def main(argv=None):
                          "carried over from docs/)")
     ap.add_argument("--tta", type=Path, default=None,
                     help="JSON from python -m fastnn.bench.time_to_accuracy --json")
+    ap.add_argument("--sweep", type=Path, default=None,
+                    help="JSON from fastnn bench --networks widths --json (the width sweep)")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--png", type=Path, default=ROOT / "docs" / "img" / "benchmarks.png")
     args = ap.parse_args(argv)
@@ -205,7 +212,8 @@ def main(argv=None):
         return 0
     result = json.loads(args.results.read_text())
     tta = json.loads(args.tta.read_text()) if args.tta else None
-    write(result, args.out, args.png, tta, argv)
+    sweep = json.loads(args.sweep.read_text()) if args.sweep else None
+    write(result, args.out, args.png, tta, argv, sweep)
     print(f"wrote {args.out} and {args.png}")
     return 0
 

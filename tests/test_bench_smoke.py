@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from fastnn.bench import config as B
+from fastnn.bench import machine as M
+
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("pytest_benchmark")
 pytestmark = pytest.mark.checkout   # runs the benchmarks/ suite and report
@@ -108,3 +111,73 @@ def test_peer_matches_fastnn_maths(mnist_ok, peer):
         ref.fit(x[:n], y[:n], epochs=1, batch_size=bs, seed=B.SEED, verbose=0)
         p.train(p.prepare(x[:n], y[:n]), p.order(order, bs))
         assert np.abs(p.predict(xt[:200]) - ref.predict(xt[:200])).max() < 1e-4
+
+
+# ---- the width sweep, the same-shape sgemm and the goals section ----
+def test_width_networks():
+    assert B.parse_config("widths") == [(f"width-{w}", B.WIDTH_BATCH) for w in B.WIDTHS]
+    assert B.parse_config("width-48") == [("width-48", B.WIDTH_BATCH)]
+    assert B.width_of("width-48") == 48 and B.width_of("wide-512") is None
+    assert B.samples_per_round("width-48", 128) == (B.WIDTH_SAMPLES // 128) * 128
+    model = B.build("width-48", "numpy")
+    assert list(model.net.sizes) == [784, 48, 48, 10]
+    assert model.optimizer.momentum == 0.9 and model.optimizer.lr == B.WIDTH_LR
+    with pytest.raises(ValueError, match="unknown network"):
+        B.parse_config("width-x")
+
+
+def test_same_shape_sgemm_rate():
+    small = M.sgemm_gflops(1, reps=3, shape=(8, 16, 24))
+    square = M.sgemm_gflops(1, n=64, reps=3)
+    assert 0 < small < 1e4 and 0 < square < 1e4
+
+
+def _row(net, bs, engine, sps, **extra):
+    return {"network": net, "batch": bs, "engine": engine, "samples_per_sec": sps,
+            "label": engine, **extra}
+
+
+def test_goal_verdicts_follow_the_numbers():
+    from benchmarks.report_goals import goal_rows
+    result = {"rows": [
+        _row("digits-16", 1, "auto", 600.0), _row("digits-16", 1, "numpy-mlp", 10.0),
+        _row("digits-16", 10, "cython", 50.0), _row("digits-16", 10, "numpy-mlp", 10.0),
+        _row("mlp-128", 64, "auto", 300.0), _row("mlp-128", 64, "torch", 100.0),
+        _row("mlp-128", 64, "jax", 200.0)]}
+    sweep = {"rows": [
+        _row("width-256", 128, "auto", 90.0, pct_shape_sgemm=85.0),
+        _row("width-256", 128, "numpy-mlp", 60.0)]}
+    tta = {"engines": [{"engine": "fastnn", "median_seconds": 1.0},
+                       {"engine": "torch", "median_seconds": 2.5}]}
+    got = {g: (m, v) for g, m, v in goal_rows(result, sweep, tta)}
+    assert got["digits-16 batch 1: >= 50x the NumPy MLP"] == ("60.00x", "met")
+    assert got["digits-16 batch 10: >= 6x the NumPy MLP"] == ("5.00x", "short")
+    assert got["digits-16 batch 32: >= 3x the NumPy MLP"] == ("-", "not measured")
+    peer = "mlp-128 batch 64: >= 2.2x the best of PyTorch and JAX (best peer: jax)"
+    assert got[peer] == ("1.50x", "short")            # against the faster peer, not torch
+    assert got["digits-16 batch 10 per sample at least as fast as batch 1"] == ("0.08x",
+                                                                                 "short")
+    assert got["width 256: >= 2x the NumPy MLP"] == ("1.50x", "short")
+    assert got["width 256: >= 80% of the same-shape sgemm rate"] == ("85%", "met")
+    tta_goal = next(k for k in got if k.startswith("time to 98%"))
+    assert got[tta_goal] == ("2.50x", "short")
+
+
+def test_sweep_run_and_report(mnist_ok, tmp_path):
+    out = tmp_path / "sweep.json"
+    _run(["-m", "fastnn", "bench", "--networks", "width-16", "--backends", "auto",
+          "--rounds", "1", "--samples", "256", "--check-steps", "0", "--threads", "1",
+          "--no-first-call", "--json", str(out)], _env())
+    sweep = json.loads(out.read_text())
+    rows = {r["engine"]: r for r in sweep["rows"]}
+    assert set(rows) == {"auto", "numpy-mlp"}
+    r = rows["auto"]
+    assert r["shape_sgemm_gflops"] > 0
+    assert r["pct_shape_sgemm"] == pytest.approx(100 * r["gflops"] / r["shape_sgemm_gflops"])
+    md, png = tmp_path / "B.md", tmp_path / "b.png"
+    _run(["-m", "benchmarks.report", str(out), "--sweep", str(out), "--out", str(md),
+          "--png", str(png)], _env())
+    text = md.read_text()
+    assert "## Width sweep" in text and "| 16 |" in text
+    assert "## Against the engine issue's speed goals" in text
+    assert "width 16: >= 2x the NumPy MLP" in text

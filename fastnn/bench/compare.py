@@ -220,6 +220,8 @@ def run(args, log=print):
                 arrays[f"w{l}"], arrays[f"b{l}"] = w, b
             np.savez(first, **arrays)
             fps = B.flops_per_sample(ref.net.sizes)
+            w = B.width_of(name)
+            shape_gf = M.sgemm_gflops(threads, shape=(bs, w, w)) if w else None
             for engine in engines:
                 n = B.samples_per_round(name, bs, args.samples, engine)
                 spec = {"engine": engine, "network": name, "batch": bs, "threads": threads,
@@ -248,6 +250,7 @@ def run(args, log=print):
                     if row.get("samples_per_sec") is None or (row["background_cpus"] or 0) \
                             < BUSY_CPUS:
                         break
+                row["shape_sgemm_gflops"] = shape_gf
                 result["rows"].append(row)
 
     result["sgemm_gflops_end"] = M.sgemm_gflops(threads)
@@ -301,6 +304,8 @@ def derive(result):
         r["vs_numpy"] = sps / base if sps and base else None
         r["gflops"] = sps * r["flops_per_sample"] / 1e9 if sps else None
         r["pct_sgemm"] = 100 * r["gflops"] / gf if sps else None
+        shape_gf = r.get("shape_sgemm_gflops")
+        r["pct_shape_sgemm"] = 100 * r["gflops"] / shape_gf if sps and shape_gf else None
 
 
 def parse_args(argv):

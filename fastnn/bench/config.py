@@ -13,6 +13,7 @@ Environment knobs (shared by the pytest suite and ``fastnn bench``):
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 
@@ -33,6 +34,11 @@ SLICE = {
     ("wide-512", 256): 15_360,
 }
 FULL_EPOCH = 60_000
+# The width sweep: 784-W-W-10 ReLU/softmax, momentum SGD, batch 128, on 20k rows a round
+# ("width-W" works for any W as a network name; WIDTHS are the ones the sweep runs).
+WIDTHS = (32, 64, 128, 256, 512, 1024)
+WIDTH_BATCH, WIDTH_SAMPLES, WIDTH_LR = 128, 20_000, 0.05
+_WIDTH = re.compile(r"width-([1-9][0-9]*)$")
 # Engines that run one Python-level step per minibatch get a smaller slice at small batches
 # (compare.py only; samples/s is what is compared, and the rounds stay about a second long).
 PER_STEP_ENGINES = {"torch": 15_000}
@@ -46,12 +52,17 @@ def config_key(name, batch):
 
 
 def parse_config(text):
-    """'digits-16/b32' -> [('digits-16', 32)]; 'digits-16' -> all its batch sizes."""
+    """'digits-16/b32' -> [('digits-16', 32)]; 'digits-16' -> all its batch sizes;
+    'widths' -> the width sweep (every 'width-W' of WIDTHS at batch WIDTH_BATCH)."""
+    if text == "widths":
+        return [(f"width-{w}", WIDTH_BATCH) for w in WIDTHS]
     if "/" in text:
         name, b = text.split("/", 1)
         batch = int(b.lstrip("b"))
         return [(name, batch)]
     found = [c for c in CONFIGS if c[0] == text]
+    if not found and width_of(text):
+        found = [(text, WIDTH_BATCH)]
     if not found:
         from fastnn import presets
         if text not in presets.PRESETS:
@@ -59,6 +70,12 @@ def parse_config(text):
                              f"{sorted({c[0] for c in CONFIGS})} or NAME/bBATCH")
         found = [(text, presets.PRESETS[text]["batch_size"])]
     return found
+
+
+def width_of(name):
+    """W of a width-sweep network name ("width-W"), else None."""
+    m = _WIDTH.match(name)
+    return int(m.group(1)) if m else None
 
 
 def env_int(name, default, lo=1):
@@ -81,7 +98,7 @@ def bench_rounds():
 
 def samples_per_round(name, batch, cap=None, engine=None):
     """Training samples timed in one round for a configuration (a multiple of the batch)."""
-    n = SLICE.get((name, batch), FULL_EPOCH)
+    n = WIDTH_SAMPLES if width_of(name) else SLICE.get((name, batch), FULL_EPOCH)
     if engine in PER_STEP_ENGINES and batch <= 32:
         n = min(n, PER_STEP_ENGINES[engine])
     cap = cap if cap is not None else env_int("FASTNN_BENCH_SAMPLES", 0, lo=0) or None
@@ -117,10 +134,16 @@ def resolved(backend):
 
 
 def build(name, backend, seed=SEED):
-    from fastnn import presets
+    """A reference network (a preset name) or a width-sweep network ("width-W")."""
+    from fastnn import Dense, Sequential, optimizers, presets
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return presets.build(name, backend=backend, dtype=DTYPE, seed=seed)
+        w = width_of(name)
+        if w is None:
+            return presets.build(name, backend=backend, dtype=DTYPE, seed=seed)
+        return Sequential([Dense(w, "relu"), Dense(w, "relu"), Dense(10, "softmax")],
+                          input_size=784, loss="cross_entropy", backend=backend, dtype=DTYPE,
+                          seed=seed, optimizer=optimizers.make("momentum", WIDTH_LR))
 
 
 def epoch_order(model, n, epoch, seed=SEED):

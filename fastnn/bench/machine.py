@@ -79,22 +79,30 @@ def _memory_gib():
         return None
 
 
-def sgemm_gflops(threads, n=2048, reps=10):
-    """Median float32 matmul rate (GFLOP/s) of numpy's BLAS at ``threads`` threads."""
+def sgemm_gflops(threads, n=2048, reps=10, shape=None):
+    """Median float32 matmul rate (GFLOP/s) of numpy's BLAS at ``threads`` threads.
+
+    ``shape`` = (m, k, n) times an (m x k) @ (k x n) product instead of n x n x n (the width
+    sweep compares each network with the matmul of its hidden layer's shape); small shapes
+    repeat the product so that each timing lasts about a millisecond.
+    """
     from fastnn.threads import threads as cap
+    m, k, n = shape or (n, n, n)
     rng = np.random.default_rng(0)
-    a = rng.random((n, n), dtype=np.float32)
-    b = rng.random((n, n), dtype=np.float32)
-    c = np.empty((n, n), dtype=np.float32)
+    a = rng.random((m, k), dtype=np.float32)
+    b = rng.random((k, n), dtype=np.float32)
+    c = np.empty((m, n), dtype=np.float32)
+    inner = min(1000, max(1, int(1e8 // (2 * m * k * n))))   # ~1 ms at 100 GFLOP/s
     times = []
     with cap(threads):
-        for _ in range(2):
+        for _ in range(2 * inner):
             np.matmul(a, b, out=c)
         for _ in range(reps):
             t0 = time.perf_counter()
-            np.matmul(a, b, out=c)
-            times.append(time.perf_counter() - t0)
-    return 2.0 * n ** 3 / float(np.median(times)) / 1e9
+            for _ in range(inner):
+                np.matmul(a, b, out=c)
+            times.append((time.perf_counter() - t0) / inner)
+    return 2.0 * m * k * n / float(np.median(times)) / 1e9
 
 
 def rss_mib():

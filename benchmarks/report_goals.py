@@ -1,0 +1,145 @@
+"""BENCHMARKS.md sections for the width sweep and for the speed goals of the engine issue.
+
+Every figure here is computed from the run JSONs (``fastnn bench --json``, the width sweep's
+``fastnn bench --networks widths --json`` and ``python -m fastnn.bench.time_to_accuracy
+--json``); a goal whose measurement is missing from them says so instead of a verdict.
+"""
+
+from __future__ import annotations
+
+from fastnn.bench import config as B
+from fastnn.bench import peers as P
+
+PEER_NAMES = ("torch", "jax")
+# (network, batch, goal as a ratio to the NumPy MLP) of the engine issue's table
+NUMPY_GOALS = [("digits-16", 1, 50.0), ("digits-16", 10, 6.0), ("digits-16", 32, 3.0),
+               ("nielsen-30", 10, 5.0)]
+PEER_GOALS = [("mlp-128", 64, 2.2), ("wide-512", 256, 1.5)]
+SWEEP_NUMPY_GOAL, SWEEP_NUMPY_UPTO = 2.0, 256       # >= 2x NumPy MLP for every W <= 256
+SWEEP_SGEMM_GOAL, SWEEP_SGEMM_FROM = 80.0, 256      # >= 80% same-shape sgemm for W >= 256
+TTA_GOAL = 3.0                                      # PyTorch's time / fastnn's time
+
+
+def _rows(result):
+    """{(network, batch): {engine: row}} of the measured rows."""
+    out = {}
+    for r in result["rows"] if result else []:
+        if r.get("samples_per_sec"):
+            out.setdefault((r["network"], r["batch"]), {})[r["engine"]] = r
+    return out
+
+
+def _fastnn(engines):
+    """The row users get (auto), else the Cython backend's."""
+    return engines.get("auto") or engines.get("cython")
+
+
+def _best_peer(engines):
+    peers = [engines[p] for p in PEER_NAMES if p in engines]
+    return max(peers, key=lambda r: r["samples_per_sec"]) if peers else None
+
+
+def _verdict(value, goal, fmt=".2f", unit="x"):
+    if value is None:
+        return "-", "not measured"
+    return f"{value:{fmt}}{unit}", "met" if value >= goal else "short"
+
+
+def goal_rows(result, sweep=None, tta=None):
+    """[goal, measured, verdict] rows for the engine issue's speed table."""
+    rows, got = [], _rows(result)
+    for net, bs, goal in NUMPY_GOALS:
+        e = got.get((net, bs), {})
+        f, base = _fastnn(e), e.get(P.BASELINE)
+        ratio = f["samples_per_sec"] / base["samples_per_sec"] if f and base else None
+        rows.append([f"{net} batch {bs}: >= {goal:g}x the NumPy MLP", *_verdict(ratio, goal)])
+    for net, bs, goal in PEER_GOALS:
+        e = got.get((net, bs), {})
+        f, peer = _fastnn(e), _best_peer(e)
+        ratio = f["samples_per_sec"] / peer["samples_per_sec"] if f and peer else None
+        who = f" (best peer: {peer['label']})" if peer else ""
+        rows.append([f"{net} batch {bs}: >= {goal:g}x the best of PyTorch and JAX{who}",
+                     *_verdict(ratio, goal)])
+    d16 = {bs: _fastnn(got.get(("digits-16", bs), {})) for bs in (1, 10, 32)}
+    for bs in (10, 32):
+        ratio = (d16[bs]["samples_per_sec"] / d16[1]["samples_per_sec"]
+                 if d16[bs] and d16[1] else None)
+        rows.append([f"digits-16 batch {bs} per sample at least as fast as batch 1",
+                     *_verdict(ratio, 1.0)])
+    rows += _sweep_goals(sweep)
+    rows += _tta_goal(tta)
+    return rows
+
+
+def _sweep_goals(sweep):
+    rows = []
+    for w, r in sorted(_sweep(sweep).items()):
+        if w <= SWEEP_NUMPY_UPTO:
+            rows.append([f"width {w}: >= {SWEEP_NUMPY_GOAL:g}x the NumPy MLP",
+                         *_verdict(r["vs_numpy"], SWEEP_NUMPY_GOAL)])
+        if w >= SWEEP_SGEMM_FROM:
+            rows.append([f"width {w}: >= {SWEEP_SGEMM_GOAL:g}% of the same-shape sgemm rate",
+                         *_verdict(r["pct_shape"], SWEEP_SGEMM_GOAL, ".0f", "%")])
+    return rows or [["width sweep", "-", "not measured"]]
+
+
+def _tta_goal(tta):
+    med = {e["engine"]: e for e in (tta or {}).get("engines", [])}
+    f, t = med.get("fastnn"), med.get("torch")
+    ratio = t["median_seconds"] / f["median_seconds"] if f and t else None
+    return [[f"time to 98%: at most 1/{TTA_GOAL:g} of PyTorch's (PyTorch's time / fastnn's)",
+             *_verdict(ratio, TTA_GOAL)]]
+
+
+def _sweep(sweep):
+    """{W: figures} for the sweep's networks."""
+    out = {}
+    for (net, bs), e in _rows(sweep).items():
+        w, f, base = B.width_of(net), _fastnn(e), e.get(P.BASELINE)
+        if w is None or f is None:
+            continue
+        peer = _best_peer(e)
+        out[w] = {"batch": bs, "fastnn": f, "numpy": base, "peer": peer,
+                  "vs_numpy": f["samples_per_sec"] / base["samples_per_sec"] if base else None,
+                  "vs_peer": f["samples_per_sec"] / peer["samples_per_sec"] if peer else None,
+                  "pct_shape": f.get("pct_shape_sgemm")}
+    return out
+
+
+def sweep_section(sweep):
+    """The width-sweep table (784-W-W-10), or nothing without a sweep run."""
+    figures = _sweep(sweep)
+    if not figures:
+        return []
+
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+    lines = ["## Width sweep", "",
+             f"784-W-W-10 ReLU/softmax, cross-entropy, momentum SGD (0.9, lr {B.WIDTH_LR}), "
+             f"batch {B.WIDTH_BATCH}, {B.WIDTH_SAMPLES:,} MNIST rows a round, one `fit` per "
+             f"round, {sweep['threads']} thread(s), float32, median of {sweep['rounds']} rounds "
+             f"({sweep['date']}). Same-shape sgemm: numpy float32 ({B.WIDTH_BATCH} x W) @ "
+             "(W x W) at the same thread count, in the same run; fastnn's GFLOP/s are "
+             "dense-equivalent (see the throughput table's legend). "
+             f"Command: `{sweep['command']}`.", "",
+             "| W | fastnn samples/s | NumPy MLP samples/s | vs NumPy MLP | best peer | "
+             "vs best peer | fastnn GFLOP/s | same-shape sgemm GFLOP/s | % same-shape sgemm |",
+             "| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for w, r in sorted(figures.items()):
+        f, base, peer = r["fastnn"], r["numpy"], r["peer"]
+        lines.append(" | ".join([
+            f"| {w}", num(f["samples_per_sec"], ",.0f"),
+            num(base and base["samples_per_sec"], ",.0f"), num(r["vs_numpy"], ".2f") + "x",
+            f"{peer['label']} {peer['samples_per_sec']:,.0f}" if peer else "-",
+            num(r["vs_peer"], ".2f") + "x", num(f["gflops"], ".1f"),
+            num(f.get("shape_sgemm_gflops"), ".1f"), num(r["pct_shape"], ".0f") + " |"]))
+    return lines + [""]
+
+
+def goals_section(result, sweep=None, tta=None):
+    lines = ["## Against the engine issue's speed goals", "",
+             "Computed from the runs above (fastnn = the auto backend's row); ratios are "
+             "samples/s over samples/s within one run.", "",
+             "| goal | measured | verdict |", "| --- | ---: | --- |"]
+    lines += [f"| {g} | {m} | {v} |" for g, m, v in goal_rows(result, sweep, tta)]
+    return lines + [""]
