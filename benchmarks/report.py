@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fastnn.bench.table import COLUMNS, LEFT, legend, table_rows
 
-from .report_goals import goals_section, sweep_section
+from .report_goals import goals_section, sweep_section, update_readme
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,6 +203,9 @@ def main(argv=None):
                     help="JSON from python -m fastnn.bench.time_to_accuracy --json")
     ap.add_argument("--sweep", type=Path, default=None,
                     help="JSON from fastnn bench --networks widths --json (the width sweep)")
+    ap.add_argument("--readme", type=Path, default=None,
+                    help="README whose generated benchmarks table is replaced (default: the "
+                         "checkout's README.md when --out is the checkout's BENCHMARKS.md)")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--png", type=Path, default=ROOT / "docs" / "img" / "benchmarks.png")
     args = ap.parse_args(argv)
@@ -214,6 +217,10 @@ def main(argv=None):
     tta = json.loads(args.tta.read_text()) if args.tta else None
     sweep = json.loads(args.sweep.read_text()) if args.sweep else None
     write(result, args.out, args.png, tta, argv, sweep)
+    readme = args.readme or (ROOT / "README.md" if args.out == ROOT / "BENCHMARKS.md" else None)
+    if readme is not None:
+        update_readme(readme, result)
+        print(f"updated the benchmarks table of {readme}")
     print(f"wrote {args.out} and {args.png}")
     return 0
 

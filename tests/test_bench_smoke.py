@@ -164,6 +164,7 @@ def test_goal_verdicts_follow_the_numbers():
 
 
 def test_sweep_run_and_report(mnist_ok, tmp_path):
+    from benchmarks.report_goals import README_END, README_START
     out = tmp_path / "sweep.json"
     _run(["-m", "fastnn", "bench", "--networks", "width-16", "--backends", "auto",
           "--rounds", "1", "--samples", "256", "--check-steps", "0", "--threads", "1",
@@ -174,9 +175,13 @@ def test_sweep_run_and_report(mnist_ok, tmp_path):
     r = rows["auto"]
     assert r["shape_sgemm_gflops"] > 0
     assert r["pct_shape_sgemm"] == pytest.approx(100 * r["gflops"] / r["shape_sgemm_gflops"])
-    md, png = tmp_path / "B.md", tmp_path / "b.png"
+    md, png, readme = tmp_path / "B.md", tmp_path / "b.png", tmp_path / "README.md"
+    readme.write_text("intro\n" + README_START + "\nold table\n" + README_END + "\nrest\n")
     _run(["-m", "benchmarks.report", str(out), "--sweep", str(out), "--out", str(md),
-          "--png", str(png)], _env())
+          "--png", str(png), "--readme", str(readme)], _env())
+    new = readme.read_text()
+    assert new.startswith("intro\n") and new.endswith(README_END + "\nrest\n")
+    assert "old table" not in new and "| network, batch | NumPy MLP |" in new
     text = md.read_text()
     assert "## Width sweep" in text and "| 16 |" in text
     assert "## Against the engine issue's speed goals" in text
