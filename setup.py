@@ -10,6 +10,7 @@ build; FASTNN_OPENMP=0 builds without OpenMP (a failed OpenMP build is retried w
 FASTNN_REQUIRE_KERNELS=1 makes a failed build an error (CI uses it where a compiler exists).
 """
 
+import glob
 import os
 import re
 import sys
@@ -97,10 +98,9 @@ extensions = [
         ["csrc/_kernels.pyx", "csrc/fnn_dispatch.c", "csrc/fnn_isa_base.c",
          "csrc/fnn_isa_avx2.c", "csrc/fnn_isa_avx512.c"],
         # The .pyx is listed too so that the sdist carries it (cythonize swaps it for the .c).
-        depends=["csrc/_kernels.pyx", "csrc/fnn.h", "csrc/fnn_tuning.h", "csrc/fnn_isa_common.h",
-                 "csrc/fnn_impl.h", "csrc/fnn_vec.h", "csrc/fnn_rows.h", "csrc/fnn_act.h",
-                 "csrc/fnn_update.h", "csrc/fnn_narrow.h", "csrc/fnn_gemm.h", "csrc/fnn_batch.h",
-                 "csrc/fnn_batch_step.h", "csrc/fnn_entry.h"],
+        # Every header and .pxi: a rebuild follows any change, and the sdist carries them all.
+        depends=["csrc/_kernels.pyx", *sorted(glob.glob("csrc/*.h")),
+                 *sorted(glob.glob("csrc/*.pxi"))],
         include_dirs=[np.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
     )

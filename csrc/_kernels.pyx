@@ -84,6 +84,7 @@ cdef extern from "fnn.h" nogil:
         int colblock_kb
         int par_min_work_batch
         int own_gemm
+        int s0_group_min
 
     ctypedef void (*fnn_blas_set_t)(int) noexcept nogil
     ctypedef int (*fnn_blas_get_t)() noexcept nogil
@@ -563,4 +564,5 @@ def set_tuning(**kw):
     fnn_tune.colblock_kb = cur["colblock_kb"]
     fnn_tune.par_min_work_batch = cur["par_min_work_batch"]
     fnn_tune.own_gemm = cur["own_gemm"]
+    fnn_tune.s0_group_min = cur["s0_group_min"]
     return dict(fnn_tune)

@@ -106,6 +106,8 @@ typedef struct {
     int par_min_work_batch;  /* the same for the batched (gemm) path */
     int own_gemm;       /* 1: float32 gemm with n % 32 == 0 uses our AVX-512 kernel
                            (AVX-512 build) */
+    int s0_group_min;   /* the batched step updates layer 0 in groups of input rows when it
+                           has >= this many units (fnn_sparse0.h) */
 } fnn_tuning;
 
 /* BLAS thread control (OpenBLAS set/get_num_threads of each loaded OpenBLAS, registered from

@@ -28,11 +28,11 @@ static void NAME(batch_forward_sparse0)(const fnn_net *net, fnn_ws *ws, const RE
     const int cb = NAME(colblock)(n0, nout);
     for (int j0 = 0; j0 < nout; j0 += cb) {
         const int nc = nout - j0 < cb ? nout - j0 : cb;
+        const int zfull = z_padded || j0 + nc < nout;
         for (int b = b0; b < b1; b++)
             NAME(weighted_rows_sparse)(Z + (int64_t)b * ldz + j0, nc, W + j0, nout,
                                        NAME(x_row)(x, rows, b, n0),
-                                       ws->nzi + (int64_t)b * ws->nzld, ws->nnz[b],
-                                       z_padded || j0 + nc < nout);
+                                       ws->nzi + (int64_t)b * ws->nzld, ws->nnz[b], zfull);
     }
 }
 

@@ -97,7 +97,10 @@ static void NAME(batch_update_task)(const fnn_net *net, fnn_ws *ws, REAL *P, con
     REAL *g = (REAL *)ws->tmp + (int64_t)tid * ws->tmpld;
     const REAL *D = (const REAL *)ws->d[l + 1];
     const int ldd = ws->ld[l + 1];
-    if (l == 0 && sparse0) {
+    if (l == 0 && sparse0 && nout >= fnn_tune.s0_group_min) {   /* fnn_sparse0.h */
+        NAME(s0_update_rows)(net, ws, P, x, rows, B, o, r0, w1, ws->cscb + (int64_t)task->c * B,
+                             (const REAL **)ws->cscx + (int64_t)task->c * B);
+    } else if (l == 0 && sparse0) {
         NAME(task_sparse0)(net, ws, P, x, rows, B, o, g, r0, w1, task->c);
     } else if (w1 > r0) {
         int lda;

@@ -65,6 +65,7 @@ typedef REAL VEC_UNALIGNED __attribute__((vector_size(VBYTES), aligned(sizeof(RE
 #include "fnn_rows.h"
 #include "fnn_act.h"
 #include "fnn_update.h"
+#include "fnn_sparse0.h"
 #include "fnn_narrow.h"
 #include "fnn_gemm.h"
 #include "fnn_batch.h"

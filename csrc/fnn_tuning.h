@@ -48,6 +48,13 @@
  * OpenBLAS runs its AVX2 (Haswell) kernel on AVX-512 machines. */
 #define FNN_TUNE_OWN_GEMM 1
 
+/* Layer-0 units from which the batched step updates layer 0 in groups of 4 input rows
+ * (fnn_sparse0.h) instead of row by row. Measured (float32, 1 thread, CPU time per 20k-row
+ * epoch, shared VM, A/B in alternation, 784-W-W-10 momentum batch 128 unless named): W = 512
+ * (wide-512 b256) 50.3k vs 41.5k samples/s, W = 256 108k vs 98k; W = 128 211k vs 245k (and
+ * mlp-128 b64 Adam 200k vs 235k), W = 64 a tie (324-366k vs 332-340k). */
+#define FNN_TUNE_S0_GROUP_MIN 256
+
 /* Sample chunks of a chunked batched step (phase 1): 2 pieces, as many as the 2-core target
  * has cores; each gemm piece packs the whole other operand again (4 pieces cost 10% on one
  * thread for wide-512, 2 about half that), and the plan must not depend on the thread

@@ -74,20 +74,26 @@ def test_thread_count_is_bit_reproducible(sizes, batch, opt):
     assert np.array_equal(params[0], params[1])
 
 
-@pytest.mark.parametrize("sparse", [1, 0])
+# layer 0 of the batched step: dense, sparse row by row, sparse in groups of input rows
+LAYER0_PATHS = {"dense": dict(sparse=0), "sparse rows": dict(sparse=1, s0_group_min=10**6),
+                "sparse groups": dict(sparse=1, s0_group_min=1)}
+
+
+@pytest.mark.parametrize("layer0", list(LAYER0_PATHS))
 @pytest.mark.parametrize("sizes,batch,opt", [((300, 96, 40, 10), 64, "momentum"),
-                                             ((300, 96, 40, 10), 50, "adam_wd"),
+                                             ((301, 97, 40, 10), 50, "adam_wd"),
                                              ((300, 80, 10), 33, "sgd")])
-def test_batched_path_thread_count_is_bit_reproducible(sizes, batch, opt, sparse):
+def test_batched_path_thread_count_is_bit_reproducible(sizes, batch, opt, layer0):
     """The gemm path cuts each step in fixed pieces (never by thread count): 1 and 2 threads
     give the same bits, and the numbers match numpy."""
+    tuning = LAYER0_PATHS[layer0]
     x, y = make_data(400, sizes[0], sizes[-1], "cross_entropy")
     x[np.random.default_rng(1).uniform(size=x.shape) < 0.7] = 0   # MNIST-like sparsity
     ref = build(sizes, "relu", "softmax", "cross_entropy", OPTIMIZERS[opt](), "float32", "numpy")
     ref.fit(x, y, epochs=1, batch_size=batch, seed=3, verbose=0)
     params = []
     old = kernels.get_tuning()
-    kernels.set_tuning(par_min_work_batch=0, sparse=sparse)
+    kernels.set_tuning(par_min_work_batch=0, **tuning)
     try:
         for n in (1, 2, 1):
             m = build(sizes, "relu", "softmax", "cross_entropy", OPTIMIZERS[opt](), "float32",
@@ -100,6 +106,27 @@ def test_batched_path_thread_count_is_bit_reproducible(sizes, batch, opt, sparse
     assert np.array_equal(params[0], params[2])
     assert np.array_equal(params[0], params[1])
     assert_close(params[1], ref.params, "float32", "parameters (2 threads)")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+def test_grouped_layer0_update_matches_numpy(opt, dtype):
+    """Layer 0 updated in groups of input rows (fnn_sparse0.h), forced on a small network:
+    every optimiser, both dtypes, an input count and width that leave short groups and partial
+    vectors, a last batch shorter than the others."""
+    old = kernels.get_tuning()
+    kernels.set_tuning(s0_group_min=1, narrow_max=8)
+    try:
+        _, _, ((ref, _), (mod, _)) = train_pair("cython", (70, 37, 24, 3), "relu", "softmax",
+                                                "cross_entropy", opt, dtype, 130, 16, 2)
+    finally:
+        kernels.set_tuning(**old)
+    assert_close(mod.params, ref.params, dtype, "parameters (grouped layer 0)")
+    for buf in ("m", "v"):
+        got, want = getattr(mod.optimizer, buf), getattr(ref.optimizer, buf)
+        assert (got is None) == (want is None)
+        if want is not None:
+            assert_close(got, want, dtype, f"optimiser buffer {buf} (grouped layer 0)")
 
 
 @pytest.mark.parametrize("batch", [64, 33])

@@ -1,0 +1,110 @@
+/* fnn_sparse0.h: the weight update of the sparse layer 0 of the batched path, a few input
+ * rows at a time. Part of fnn_impl.h.
+ *
+ * Why: row by row (fnn_batch_step.h task_sparse0), each gradient row sums the delta rows of
+ * the samples where its input is nonzero, and each delta vector loaded from L2 feeds one
+ * multiply-add. Here S0_G consecutive input rows (neighbouring pixels, mostly nonzero in the
+ * same samples) take their gradient together over the samples where any of them is nonzero,
+ * so each delta vector loaded feeds S0_G accumulators, and the optimiser applies the gradient
+ * straight from registers. Zero inputs add exact zeros. It pays when the deltas of the batch
+ * outgrow L1 (wide layer 1); fnn_tune.s0_group_min (fnn_tuning.h) sets the width.
+ *
+ * Glossary: group, S0_G consecutive input rows of W; list, the batch indices of the samples
+ * with a nonzero input in the group; nv vectors of LANES values per column block, the last one
+ * t lanes wide; pr, the rows of the group inside the task (the last group may be short).
+ */
+
+#define S0_G 4
+#if VBYTES == 64
+#define S0_V 4   /* 16 accumulators + 4 loaded vectors of 32 registers */
+#else
+#define S0_V 2   /* 8 accumulators + 2 loaded vectors of 16 registers */
+#endif
+
+/* The gradient of input rows i .. i + S0_G - 1 (those < r_end kept), columns [j, j + nv
+ * vectors), over the listed samples, applied to P's rows by the optimiser from registers. */
+FNN_ALWAYS_INLINE void NAME(s0_update_block)(int nv, int t, const NAME(opt_scalars) *o,
+                                             REAL *P, int64_t woff, int nout, int i, int pr,
+                                             int j, const REAL *D, int ldd,
+                                             const REAL *const *xr, const int32_t *list,
+                                             int ns)
+{
+    VEC acc[S0_G][S0_V];
+    for (int r = 0; r < S0_G; r++)
+        for (int v = 0; v < S0_V; v++) acc[r][v] = NAME(splat)(0);
+    for (int q = 0; q < ns; q++) {
+        const int b = list[q];
+        const REAL *d = D + (int64_t)b * ldd + j;
+        const REAL *xb = xr[b] + i;
+        VEC dv[S0_V];
+        for (int v = 0; v < nv; v++)
+            dv[v] = v == nv - 1 && t < LANES ? NAME(ldn)(d + v * LANES, t)
+                                             : NAME(ld)(d + v * LANES);
+        for (int r = 0; r < S0_G; r++) {
+            const REAL c = r < pr ? xb[r] : (REAL)0;
+            for (int v = 0; v < nv; v++) acc[r][v] += c * dv[v];
+        }
+    }
+    REAL *restrict M = o->m ? o->m + woff : NULL;
+    REAL *restrict V2 = o->v ? o->v + woff : NULL;
+    const int use_wd = o->wd != 0;
+    for (int r = 0; r < pr; r++) {
+        const int64_t row = (int64_t)(i + r) * nout + j;
+        for (int v = 0; v < nv; v++) {
+            const int whole = !(v == nv - 1 && t < LANES);
+            NAME(update_lanes)(whole, o, P + woff, M, V2, row + v * LANES, acc[r][v],
+                               whole ? LANES : t, use_wd, o->wd);
+        }
+    }
+}
+
+/* Weight rows [r0, w1) of layer 0: gradient over the batch and optimiser update, S0_G rows at
+ * a time. list: room for B sample indices (this task's own). nostate: plain SGD without decay,
+ * where a zero gradient changes nothing (rows no sample touches are skipped). */
+static void NAME(s0_update_rows)(const fnn_net *net, fnn_ws *ws, REAL *P, const REAL *x,
+                                 const int64_t *rows, int B, const NAME(opt_scalars) *o,
+                                 int64_t r0, int64_t w1, int32_t *list, const REAL **xr)
+{
+    const int n0 = net->n[0], nout = net->n[1], ldd = ws->ld[1];
+    const REAL *D = (const REAL *)ws->d[1];
+    const int nostate = o->kind == FNN_SGD && o->wd == 0;
+    for (int b = 0; b < B; b++) xr[b] = x + (rows ? rows[b] : b) * (int64_t)n0;
+    for (int64_t i = r0; i < w1; i += S0_G) {
+        const int pr = w1 - i < S0_G ? (int)(w1 - i) : S0_G;
+        int ns = 0;
+        for (int b = 0; b < B; b++) {   /* branch-free: the samples with a nonzero input here */
+            const REAL *xb = xr[b] + i;
+            int any = xb[0] != 0;
+            for (int r = 1; r < pr; r++) any |= xb[r] != 0;
+            list[ns] = b;
+            ns += any;
+        }
+        if (ns == 0 && nostate) continue;
+        int j = 0;
+        for (; nout - j >= S0_V * LANES; j += S0_V * LANES)
+            NAME(s0_update_block)(S0_V, LANES, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd,
+                                  xr, list, ns);
+        if (j == nout) continue;
+        const int nv = (nout - j + LANES - 1) / LANES, t = nout - j - (nv - 1) * LANES;
+        switch (nv) {
+        case 1:
+            NAME(s0_update_block)(1, t, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd, xr,
+                                  list, ns);
+            break;
+#if S0_V > 2
+        case 2:
+            NAME(s0_update_block)(2, t, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd, xr,
+                                  list, ns);
+            break;
+        case 3:
+            NAME(s0_update_block)(3, t, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd, xr,
+                                  list, ns);
+            break;
+#endif
+        default:
+            NAME(s0_update_block)(S0_V, t, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd, xr,
+                                  list, ns);
+            break;
+        }
+    }
+}
