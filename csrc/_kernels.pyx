@@ -91,6 +91,7 @@ cdef extern from "fnn.h" nogil:
     int fnn_blas_register(fnn_blas_set_t set, fnn_blas_get_t get)
 
     fnn_sgemm_t fnn_sgemm
+    double fnn_abs_peak(int is_f64, const void *x, int64_t n, int T) nogil
     fnn_dgemm_t fnn_dgemm
     fnn_tuning fnn_tune
 
@@ -390,13 +391,14 @@ def abs_peak(x):
         raise ValueError("abs_peak: expected a C-contiguous array")
     n = cnp.PyArray_SIZE(arr)
     data = cnp.PyArray_DATA(arr)
+    cdef int nth = _nthreads()
     if cnp.PyArray_TYPE(arr) == _F32:
         with nogil:
-            peak = fnn_get_kernels(0).abs_peak(data, n)
+            peak = fnn_abs_peak(0, data, n, nth)
         return peak
     if cnp.PyArray_TYPE(arr) == _F64:
         with nogil:
-            peak = fnn_get_kernels(1).abs_peak(data, n)
+            peak = fnn_abs_peak(1, data, n, nth)
         return peak
     raise TypeError(f"abs_peak: expected float32 or float64, got {arr.dtype}")
 

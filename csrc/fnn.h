@@ -140,6 +140,7 @@ static inline int fnn_team_next(fnn_team *tm, int phase)
 
 const fnn_kernels *fnn_get_kernels(int is_f64);
 const char *fnn_isa_name(void);
+double fnn_abs_peak(int is_f64, const void *x, int64_t n, int T);   /* abs_peak on T threads */
 int fnn_select_isa(const char *name);   /* "auto", "base", "avx2", "avx512"; 0 on success */
 int fnn_have_openmp(void);
 int fnn_max_threads(void);

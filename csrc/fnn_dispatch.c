@@ -1,4 +1,5 @@
 /* Run-time selection of the kernel build, workspace allocation, BLAS pointers, tunables. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -135,6 +136,30 @@ const fnn_kernels *fnn_get_kernels(int is_f64)
 }
 
 const char *fnn_isa_name(void) { return fnn_get_kernels(0)->isa; }
+
+double fnn_abs_peak(int is_f64, const void *x, int64_t n, int T)
+{
+    const fnn_kernels *k = fnn_get_kernels(is_f64);
+    const size_t es = is_f64 ? 8 : 4;
+    if (T < 2 || n < FNN_TUNE_PEAK_PAR_MIN) return k->abs_peak(x, n);
+    /* T pieces, each at memory speed: a max is order-free, so any split gives the same value
+     * (a NaN piece makes the whole NaN, as one pass would) */
+    double peak[64] = {0};
+    if (T > 64) T = 64;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(T) schedule(static)
+#endif
+    for (int t = 0; t < T; t++) {
+        const int64_t i0 = n * t / T, i1 = n * (t + 1) / T;
+        peak[t] = k->abs_peak((const char *)x + i0 * es, i1 - i0);
+    }
+    double m = 0;
+    for (int t = 0; t < T; t++) {
+        if (isnan(peak[t])) return peak[t];
+        if (peak[t] > m) m = peak[t];
+    }
+    return m;
+}
 
 int fnn_have_openmp(void)
 {

@@ -94,3 +94,27 @@ def test_check_allocates_no_full_size_temporary(f):
     """NumPy reports its buffers to tracemalloc: a np.isfinite mask of x would be x.nbytes / 4."""
     x = np.random.default_rng(0).random((4000, 784), dtype=np.float32)   # 12.5 MB
     assert _traced_peak(f, x) < x.nbytes / 16
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_native_abs_peak_same_on_any_thread_count(dtype):
+    """Past 2**20 values the native check splits the array over the threads: the peak, and
+    NaN/inf anywhere (each piece's first and last value), come out as on one thread."""
+    if "cython" not in fn.available_backends():
+        pytest.skip("no C kernels in this build")
+    from fastnn import _kernels
+    from fastnn.threads import threads
+    n = (1 << 20) + 12345
+    x = np.random.default_rng(1).standard_normal(n).astype(dtype)
+    x[n // 3] = -123.0                                   # the peak, inside the second piece
+    with threads(1):
+        one = _kernels.abs_peak(x)
+    for t in (2, 3):
+        with threads(t):
+            assert _kernels.abs_peak(x) == one == 123.0
+            for where in (0, n // t - 1, n // t, n - 1):
+                for bad in (np.nan, np.inf):
+                    y = x.copy()
+                    y[where] = bad
+                    got = _kernels.abs_peak(y)
+                    assert (np.isnan(got) if np.isnan(bad) else got == np.inf), (t, where, bad)
