@@ -85,6 +85,7 @@ cdef extern from "fnn.h" nogil:
         int par_min_work_batch
         int own_gemm
         int s0_group_min
+        int static_tasks
 
     ctypedef void (*fnn_blas_set_t)(int) noexcept nogil
     ctypedef int (*fnn_blas_get_t)() noexcept nogil
@@ -567,4 +568,5 @@ def set_tuning(**kw):
     fnn_tune.par_min_work_batch = cur["par_min_work_batch"]
     fnn_tune.own_gemm = cur["own_gemm"]
     fnn_tune.s0_group_min = cur["s0_group_min"]
+    fnn_tune.static_tasks = cur["static_tasks"]
     return dict(fnn_tune)

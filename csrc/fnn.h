@@ -108,6 +108,7 @@ typedef struct {
                            (AVX-512 build) */
     int s0_group_min;   /* the batched step updates layer 0 in groups of input rows when it
                            has >= this many units (fnn_sparse0.h) */
+    int static_tasks;   /* 1: a chunked step's chunks and update tasks have fixed threads */
 } fnn_tuning;
 
 /* BLAS thread control (OpenBLAS set/get_num_threads of each loaded OpenBLAS, registered from

@@ -27,6 +27,7 @@ fnn_tuning fnn_tune = {
     FNN_TUNE_PAR_MIN_WORK_BATCH,
     FNN_TUNE_OWN_GEMM,
     FNN_TUNE_S0_GROUP_MIN,
+    FNN_TUNE_STATIC_TASKS,
 };
 
 void fnn_team_barrier(fnn_team *tm, int rewind)
