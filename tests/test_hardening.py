@@ -106,8 +106,8 @@ def test_pickle_is_never_loaded(tmp_path):
 
 # ---- interruption, divergence, resume ------------------------------------------------------
 def test_ctrl_c_mid_fit_leaves_a_consistent_model(monkeypatch):
-    import fastnn.model as fm
-    monkeypatch.setattr(fm, "SAMPLES_PER_CALL", 64)       # many native calls per epoch
+    import fastnn.training as ft
+    monkeypatch.setattr(ft, "SAMPLES_PER_CALL", 64)       # many native calls per epoch
     x, y = blobs(n=3000)
     m = small_model()
     calls = []
