@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validate import whole_ids
+
 __all__ = [
     "plot_learning_curves",
     "plot_first_layer_weights",
@@ -72,15 +74,9 @@ def _class_ids(name, y):
         return arr.argmax(axis=1).astype(np.int64)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected class ids (N,) or rows (N, k), got shape {arr.shape}")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise ValueError(f"{name}: expected integer class ids")
-    elif arr.dtype.kind not in "iub":
+    if arr.dtype.kind not in "iubf":
         raise TypeError(f"{name}: expected integer class ids, got dtype {arr.dtype}")
-    ids = arr.astype(np.int64)
-    if ids.size and ids.min() < 0:
-        raise ValueError(f"{name}: class ids must be >= 0, got {ids.min()}")
-    return ids
+    return whole_ids(name, arr)
 
 
 def _image_shape(n_features, image_shape=None):
