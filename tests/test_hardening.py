@@ -3,7 +3,6 @@
 import multiprocessing as mp
 import os
 import signal
-import threading
 
 import numpy as np
 import pytest
@@ -13,6 +12,8 @@ from hypothesis import strategies as st
 import fastnn as fn
 from fastnn.io import ModelFileError, from_bytes, to_bytes
 from fastnn.threads import threads
+
+from .helpers import run_threads
 
 
 def blobs(n=400, n_in=10, k=3, seed=0):
@@ -178,11 +179,7 @@ def test_eight_threads_predict_concurrently(backend):
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    ts = [threading.Thread(target=work) for _ in range(8)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(work, 8)
     assert not errors, errors[0]
 
 
