@@ -21,7 +21,8 @@ from .layers import Dense
 from .network import Network
 from .targets import Targets, prepare_targets
 
-# Re-exported: fastnn/__init__.py, sklearn.py and distributed.py import these from here.
+# DivergenceError, SAMPLES_PER_CALL and _defer_sigint are only re-exported here:
+# fastnn/__init__.py, sklearn.py and distributed.py import them from fastnn.model.
 from .training import (  # noqa: F401
     SAMPLES_PER_CALL,
     DivergenceError,
