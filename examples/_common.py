@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import warnings
@@ -13,7 +14,7 @@ except ImportError:  # a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import fastnn
 
-__all__ = ["fastnn", "quick_default", "add_quick", "run"]
+__all__ = ["fastnn", "quick_default", "parser", "run"]
 
 
 def quick_default() -> bool:
@@ -21,9 +22,13 @@ def quick_default() -> bool:
     return os.environ.get("FASTNN_EXAMPLE_QUICK", "") not in ("", "0")
 
 
-def add_quick(parser, what="tiny run for CI"):
-    parser.add_argument("--quick", action="store_true", default=quick_default(),
-                        help=f"{what} (also: env FASTNN_EXAMPLE_QUICK=1)")
+def parser(description, quick_help="tiny run for CI"):
+    """The examples' command line: defaults shown in --help, and --quick."""
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--quick", action="store_true", default=quick_default(),
+                   help=f"{quick_help} (also: env FASTNN_EXAMPLE_QUICK=1)")
+    return p
 
 
 def run(main):

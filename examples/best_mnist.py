@@ -14,18 +14,15 @@ over the seeds is printed at the end.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
-from _common import add_quick, run
 from _common import fastnn as fn
+from _common import parser, run
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description="A 784-512-512-10 ReLU network to 98%% MNIST test accuracy, over 3 seeds.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("A 784-512-512-10 ReLU network to 98%% MNIST test accuracy, over 3 seeds.")
     p.add_argument("--hidden", default="512,512", help="hidden layer sizes, comma separated")
     p.add_argument("--epochs", type=int, default=15, help="at most this many epochs")
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate (cosine decay)")
@@ -39,7 +36,6 @@ def parse_args(argv=None):
     p.add_argument("--save", metavar="PATH", help="save the best model here")
     p.add_argument("--plots", metavar="DIR", help="write PNG plots of the best model to DIR")
     p.add_argument("--backend", default="auto", help="auto, cython, numba or numpy")
-    add_quick(p)
     return p.parse_args(argv)
 
 

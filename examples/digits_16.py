@@ -11,18 +11,15 @@ table and the final test accuracy of each.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-from _common import add_quick, run
 from _common import fastnn as fn
+from _common import parser, run
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description="784-16-16-10 on MNIST: sigmoid vs ReLU hidden layers, side by side.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("784-16-16-10 on MNIST: sigmoid vs ReLU hidden layers, side by side.")
     p.add_argument("--epochs", type=int, default=15, help="passes over the 60,000 images")
     p.add_argument("--lr", type=float, default=0.1,
                    help="SGD learning rate (cosine-decayed to 0 over the run)")
@@ -31,7 +28,6 @@ def parse_args(argv=None):
     p.add_argument("--backend", default="auto", help="auto, cython, numba or numpy")
     p.add_argument("--plots", metavar="DIR",
                    help="write PNG plots of each model to DIR/sigmoid and DIR/relu")
-    add_quick(p)
     return p.parse_args(argv)
 
 

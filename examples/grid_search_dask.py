@@ -12,23 +12,20 @@ Needs `pip install "dask[distributed]" scikit-learn`. See docs/scaling.md.
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from _common import add_quick, run
 from _common import fastnn as fn
+from _common import parser, run
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="GridSearchCV of fastnn MLPs on Dask.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("GridSearchCV of fastnn MLPs on Dask.")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="a running Dask scheduler (default: start a LocalCluster)")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster workers")
     p.add_argument("--rows", type=int, default=10000, help="MNIST training rows searched over")
     p.add_argument("--check", action="store_true",
                    help="run the same search with n_jobs=1 and compare the scores")
-    add_quick(p)
     return p.parse_args(argv)
 
 

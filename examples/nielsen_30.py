@@ -18,18 +18,15 @@ biases, reached 95.66-95.96% over the same seeds.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
-from _common import add_quick, run
 from _common import fastnn as fn
+from _common import parser, run
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description="Nielsen's 784-30-10 sigmoid network, quadratic cost, SGD eta 3.0.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("Nielsen's 784-30-10 sigmoid network, quadratic cost, SGD eta 3.0.")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=3.0, help="eta, the SGD learning rate")
     p.add_argument("--batch-size", type=int, default=10)
@@ -42,7 +39,6 @@ def parse_args(argv=None):
                         "only (biases 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="auto", help="auto, cython, numba or numpy")
-    add_quick(p)
     return p.parse_args(argv)
 
 

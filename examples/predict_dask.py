@@ -13,21 +13,18 @@ is checked against model.predict.
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from _common import add_quick, run
 from _common import fastnn as fn
+from _common import parser, run
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="fastnn predictions over a Dask array.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("fastnn predictions over a Dask array.")
     p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler")
     p.add_argument("--model", metavar="PATH", help="a saved fastnn model (default: train one)")
     p.add_argument("--copies", type=int, default=20, help="test-set copies in the input")
     p.add_argument("--chunk", type=int, default=5000, help="rows per block")
-    add_quick(p)
     return p.parse_args(argv)
 
 

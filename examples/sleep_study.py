@@ -17,20 +17,18 @@ and applied unchanged to the test part), and the test error is printed for each.
 
 from __future__ import annotations
 
-import argparse
 import warnings
 
 import numpy as np
-from _common import add_quick, run
 from _common import fastnn as fn
+from _common import parser, run
 
 from fastnn.datasets import MaxScaler, StandardScaler  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description="2-3-1 sleep/study -> score regression, and why input scaling matters.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser("2-3-1 sleep/study -> score regression, and why input scaling matters.",
+               quick_help="smaller run for CI")
     p.add_argument("--sleep", type=float, default=8.0, help="hours of sleep of a new student")
     p.add_argument("--study", type=float, default=3.0, help="hours of study of a new student")
     p.add_argument("--epochs", type=int, default=2000, help="epochs for the 3-student fit")
@@ -39,7 +37,6 @@ def parse_args(argv=None):
     p.add_argument("--scaling-epochs", type=int, default=200, help="epochs in part 2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="auto", help="auto, cython, numba or numpy")
-    add_quick(p, "smaller run for CI")
     return p.parse_args(argv)
 
 

@@ -79,6 +79,20 @@ def check_int(name, value, lo, hi=None):
     return int(value)
 
 
+def whole_ids(name, arr) -> np.ndarray:
+    """int64 ids from an integer or whole-number float array; ValueError for a fractional,
+    NaN/inf or negative value (the caller checks the dtype kind)."""
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            first = float(arr[bad].flat[0])
+            raise ValueError(f"{name}: labels must be whole numbers, found {first}")
+    ids = arr.astype(np.int64)
+    if ids.size and ids.min() < 0:
+        raise ValueError(f"{name}: labels must be >= 0, found {int(ids.min())}")
+    return ids
+
+
 def class_ids(name, y, n_classes) -> np.ndarray:
     """Integer class ids in [0, n_classes) from an int array or integral floats."""
     if y.dtype.kind == "f":

@@ -6,11 +6,7 @@ functions (fastnn/backends/__init__.py), with the NumPy backend as the specifica
 
 from __future__ import annotations
 
-import contextlib
-import math
-import signal
 import threading
-import time
 import warnings
 from collections import namedtuple
 
@@ -20,69 +16,28 @@ from . import _validate as V
 from . import losses, optimizers
 from .backends import get_backend
 from .callbacks import Callback
-from .codes import ACC_ARGMAX, ACC_BINARY, ACC_NONE
-from .datasets.preprocessing import one_hot
+from .codes import ACC_NONE
 from .layers import Dense
 from .network import Network
+from .targets import Targets, prepare_targets
+
+# DivergenceError, SAMPLES_PER_CALL and _defer_sigint are only re-exported here:
+# fastnn/__init__.py, sklearn.py and distributed.py import them from fastnn.model.
+from .training import (  # noqa: F401
+    SAMPLES_PER_CALL,
+    DivergenceError,
+    History,
+    _defer_sigint,
+    _format_logs,
+    epoch_order,
+    run_epoch,
+)
 
 Evaluation = namedtuple("Evaluation", "loss accuracy")
 _FitArgs = namedtuple("_FitArgs", "xs ts xv tv epochs initial_epoch batch_size requested "
                       "callbacks seed")
-SAMPLES_PER_CALL = 8192   # a fused native call runs about this many samples between returns
 PREDICT_CHUNK = 1024      # rows per predict workspace
 UNSCALED_WARN = 20.0      # |x| above this suggests pixels 0..255 or raw features
-
-
-class DivergenceError(FloatingPointError):
-    """The loss or the weights became NaN/inf; the model keeps its last finite weights."""
-
-
-class History:
-    """Per-epoch logs: ``history.history['loss']`` etc., as in Keras."""
-
-    KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "samples_per_sec", "seconds")
-
-    def __init__(self):
-        self.epoch = []
-        self.history = {k: [] for k in self.KEYS}
-        self.interrupted = False
-
-    def append(self, epoch, logs):
-        self.epoch.append(epoch)
-        for k in self.KEYS:
-            self.history[k].append(logs.get(k))
-
-    def __getitem__(self, key):
-        return self.history[key]
-
-    def __len__(self):
-        return len(self.epoch)
-
-    def __repr__(self):
-        last = {k: v[-1] for k, v in self.history.items() if v and v[-1] is not None}
-        return f"History(epochs={len(self)}, last={last})"
-
-
-@contextlib.contextmanager
-def _defer_sigint():
-    """Hold Ctrl-C until the current native call returns, so no step is half applied."""
-    caught = []
-    main = threading.current_thread() is threading.main_thread()
-    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield caught
-        return
-    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
-    try:
-        yield caught
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-class _Targets:
-    """Targets prepared once: dense (N, n_out) array in the model dtype plus accuracy mode."""
-
-    def __init__(self, y, acc_mode):
-        self.y, self.acc_mode = y, acc_mode
 
 
 class Sequential:
@@ -198,34 +153,7 @@ class Sequential:
 
     def _targets(self, name, y, n):
         """Dense targets (n, n_out) of the model dtype, and how to count correct answers."""
-        arr = V.as_numeric(name, y)
-        n_out, loss = self.output_size, self.net.loss
-        if len(arr) != n:
-            raise ValueError(f"{name}: expected {n} rows to match x, got {len(arr)}")
-        if arr.ndim == 2 and arr.shape[1] == 1 and n_out > 1:
-            arr = arr[:, 0]
-        if arr.ndim == 1 and n_out > 1:               # class ids
-            ids = V.class_ids(name, arr, n_out)
-            return _Targets(one_hot(ids, n_out, self.dtype), ACC_ARGMAX)
-        if arr.ndim == 1:
-            arr = arr.reshape(n, 1)
-        if arr.ndim != 2 or arr.shape[1] != n_out:
-            raise ValueError(f"{name}: expected class ids of shape ({n},) or targets of shape "
-                             f"({n}, {n_out}), got {arr.shape}")
-        dense = np.ascontiguousarray(arr, dtype=self.dtype)
-        V.check_finite(name, dense)
-        if loss == losses.BINARY_CROSS_ENTROPY and (dense.min() < 0 or dense.max() > 1):
-            raise ValueError(f"{name}: binary_cross_entropy targets must be in [0, 1], got "
-                             f"values in [{dense.min()}, {dense.max()}]")
-        is_one_hot = np.isin(dense, (0, 1)).all() and (dense.sum(axis=1) == 1).all()
-        if loss == losses.CROSS_ENTROPY:
-            if dense.min() < 0 or not np.allclose(dense.sum(axis=1), 1.0, atol=1e-3):
-                raise ValueError(f"{name}: cross_entropy targets must be one-hot rows or "
-                                 "probability rows that sum to 1")
-            return _Targets(dense, ACC_ARGMAX)
-        if loss == losses.BINARY_CROSS_ENTROPY and n_out == 1:
-            return _Targets(dense, ACC_BINARY)
-        return _Targets(dense, ACC_ARGMAX if is_one_hot and n_out > 1 else ACC_NONE)
+        return prepare_targets(name, y, n, self.output_size, self.net.loss, self.dtype)
 
     def _train_workspace(self, batch_size):
         ws = self._train_ws
@@ -317,8 +245,8 @@ class Sequential:
             cb.on_train_begin(self)
         try:
             for epoch in range(initial_epoch, epochs):
-                logs = self._run_epoch(xs, ts, epoch, batch_size, shuffle, seed, ws, verbose,
-                                       epochs)
+                logs = run_epoch(self, xs, ts, epoch, batch_size, shuffle, seed, ws, verbose,
+                                 epochs)
                 if xv is not None:
                     ev = self._evaluate(xv, tv)
                     logs["val_loss"], logs["val_accuracy"] = ev.loss, ev.accuracy
@@ -356,8 +284,8 @@ class Sequential:
                 raise ValueError(f"validation_split={validation_split} leaves no samples on "
                                  f"one side of a {len(xs)}-sample split")
             # The last rows, as Keras does: deterministic and independent of the shuffle seed.
-            xv, tv = xs[-n_val:], _Targets(ts.y[-n_val:], ts.acc_mode)
-            xs, ts = xs[:-n_val], _Targets(ts.y[:-n_val], ts.acc_mode)
+            xv, tv = xs[-n_val:], Targets(ts.y[-n_val:], ts.acc_mode)
+            xs, ts = xs[:-n_val], Targets(ts.y[:-n_val], ts.acc_mode)
         elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data: expected a tuple (x_val, y_val)")
@@ -379,64 +307,7 @@ class Sequential:
                         requested, callbacks, seed)
 
     def _epoch_order(self, n, epoch, shuffle, seed):
-        if not shuffle:
-            return np.arange(n, dtype=np.int64)
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(epoch,)))
-        return rng.permutation(n).astype(np.int64)
-
-    def _run_epoch(self, xs, ts, epoch, bs, shuffle, seed, ws, verbose, epochs):
-        n = len(xs)
-        opt, be = self.optimizer, self.backend
-        opt.set_epoch(epoch)
-        order = self._epoch_order(n, epoch, shuffle, seed)
-        steps = -(-n // bs)
-        chunk = max(1, SAMPLES_PER_CALL // bs)
-        loss_sum, correct, step = 0.0, 0, 0
-        bar = _progress(n, epoch, epochs, verbose)
-        t0 = time.perf_counter()
-        try:
-            while step < steps:
-                k = min(chunk, steps - step)
-                saved = self.get_state()
-                with _defer_sigint() as interrupted:
-                    ls, c = be.train_steps(self.net, opt, xs, ts.y, order, step * bs, k, bs, ws,
-                                           ts.acc_mode)
-                if not (math.isfinite(ls) and np.isfinite(self.params).all()):
-                    self._locate_divergence(saved, xs, ts, order, step, k, bs, ws, epoch)
-                step += k
-                loss_sum += ls
-                correct += c
-                if bar is not None:
-                    done = min(step * bs, n)
-                    bar.update(done - bar.n)
-                    bar.set_postfix_str(f"{done / (time.perf_counter() - t0):,.0f} samples/s",
-                                        refresh=False)
-                if interrupted:
-                    raise KeyboardInterrupt
-        finally:
-            if bar is not None:
-                bar.close()
-        seconds = time.perf_counter() - t0
-        return {"loss": loss_sum / n,
-                "accuracy": correct / n if ts.acc_mode != ACC_NONE else None,
-                "lr": opt.lr, "samples_per_sec": n / seconds, "seconds": seconds}
-
-    def _locate_divergence(self, saved, xs, ts, order, step0, k, bs, ws, epoch):
-        """Replay the failed chunk one step at a time from ``saved`` to find the bad step."""
-        self.set_state(saved)
-        for j in range(k):
-            before = self.get_state()
-            ls, _ = self.backend.train_steps(self.net, self.optimizer, xs, ts.y, order,
-                                             (step0 + j) * bs, 1, bs, ws, ts.acc_mode)
-            if not (math.isfinite(ls) and np.isfinite(self.params).all()):
-                self.set_state(before)
-                what = "loss" if not math.isfinite(ls) else "weights"
-                raise DivergenceError(
-                    f"training diverged in epoch {epoch} at step {step0 + j} ({what} became "
-                    f"NaN/inf; learning rate {self.optimizer.lr:g}). The model keeps its last "
-                    "finite weights. Try a lower learning rate or scale the inputs.")
-        raise DivergenceError(f"training diverged in epoch {epoch} (not reproducible on replay)")
-
+        return epoch_order(n, epoch, shuffle, seed)
     # ---- persistence --------------------------------------------------------------------
     def save(self, path):
         """Write the model (config, weights, optimiser state) to a safetensors file."""
@@ -489,24 +360,3 @@ def _plain_ints(value):
     """SeedSequence entropy (an int or a sequence of ints) as Python ints, for pickling."""
     return int(value) if np.ndim(value) == 0 else [int(v) for v in np.ravel(value)]
 
-
-def _progress(n, epoch, epochs, verbose):
-    if not verbose:
-        return None
-    from tqdm.auto import tqdm
-    # delay: short epochs print only the summary line; long ones show a live bar too.
-    return tqdm(total=n, desc=f"epoch {epoch + 1}/{epochs}", unit=" samples", leave=False,
-                delay=0.5, mininterval=0.25, disable=None)  # None: off when not a tty
-
-
-def _format_logs(epoch, epochs, logs):
-    parts = [f"epoch {epoch + 1}/{epochs}", f"loss {logs['loss']:.4f}"]
-    if logs.get("accuracy") is not None:
-        parts.append(f"acc {logs['accuracy']:.4f}")
-    if logs.get("val_loss") is not None:
-        parts.append(f"val_loss {logs['val_loss']:.4f}")
-    if logs.get("val_accuracy") is not None:
-        parts.append(f"val_acc {logs['val_accuracy']:.4f}")
-    parts.append(f"{logs['samples_per_sec']:,.0f} samples/s")
-    parts.append(f"{logs['seconds']:.2f}s")
-    return "  ".join(parts)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validate import whole_ids
+
 __all__ = [
     "plot_learning_curves",
     "plot_first_layer_weights",
@@ -72,15 +74,9 @@ def _class_ids(name, y):
         return arr.argmax(axis=1).astype(np.int64)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected class ids (N,) or rows (N, k), got shape {arr.shape}")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise ValueError(f"{name}: expected integer class ids")
-    elif arr.dtype.kind not in "iub":
+    if arr.dtype.kind not in "iubf":
         raise TypeError(f"{name}: expected integer class ids, got dtype {arr.dtype}")
-    ids = arr.astype(np.int64)
-    if ids.size and ids.min() < 0:
-        raise ValueError(f"{name}: class ids must be >= 0, got {ids.min()}")
-    return ids
+    return whole_ids(name, arr)
 
 
 def _image_shape(n_features, image_shape=None):
@@ -146,6 +142,18 @@ def plot_learning_curves(history, path) -> Path:
     return _save(fig, path)
 
 
+def _image_grid(fig, rows, cols, k):
+    """A rows x cols grid of image cells without ticks, the cells after the first ``k``
+    hidden; returns (the axes array, the first ``k`` axes)."""
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for j, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if j >= k:
+            ax.axis("off")
+    return axes, axes.flat[:k]
+
+
 # ---- first-layer weights -----------------------------------------------------------------
 def plot_first_layer_weights(model, path, image_shape=(28, 28), max_units=64) -> Path:
     """Each first-layer unit's incoming weights drawn as an image, in a grid.
@@ -166,14 +174,9 @@ def plot_first_layer_weights(model, path, image_shape=(28, 28), max_units=64) ->
     rows, cols = _grid(k)
     cell = 1.3 if shape[0] > 1 else 2.0
     fig = _figure((max(cols * cell, 4.0), rows * (cell if shape[0] > 1 else 0.6) + 0.7))
-    axes = fig.subplots(rows, cols, squeeze=False)
+    axes, cells = _image_grid(fig, rows, cols, k)
     im = None
-    for j, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if j >= k:
-            ax.axis("off")
-            continue
+    for j, ax in enumerate(cells):
         img = w[:, j].astype(np.float64).reshape(shape)
         lim = float(np.abs(img).max()) or 1.0
         im = ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
@@ -260,13 +263,8 @@ def plot_misclassified(x, y_true, y_pred, path, max_images=36, image_shape=None)
     k = min(len(wrong), max_images)
     rows, cols = _grid(max(k, 1))
     fig = _figure((max(cols * 1.25, 4.0), rows * 1.4 + 0.6))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for j, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if j >= k:
-            ax.axis("off")
-            continue
+    axes, cells = _image_grid(fig, rows, cols, k)
+    for j, ax in enumerate(cells):
         i = wrong[j]
         ax.imshow(x[i].astype(np.float64).reshape(shape), cmap="gray_r", interpolation="nearest",
                   aspect="equal" if shape[0] > 1 else "auto")

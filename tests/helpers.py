@@ -1,4 +1,9 @@
-"""Helpers shared by the backend tests: data, models, tolerances and a numpy-vs-backend run."""
+"""Helpers shared by the tests: data, models, tolerances, a numpy-vs-backend run, threads and
+the missing-extra check."""
+
+import subprocess
+import sys
+import threading
 
 import numpy as np
 
@@ -60,3 +65,22 @@ def train_pair(backend, sizes, hidden, out, loss, opt_name, dtype, n, batch, epo
         h = m.fit(x, y, epochs=epochs, batch_size=batch, seed=seed + 1, verbose=0)
         models.append((m, h))
     return x, y, models
+
+
+def run_threads(work, n):
+    """Run ``work`` in ``n`` threads at once and wait for all of them."""
+    ts = [threading.Thread(target=work) for _ in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
+def assert_missing_module_names_extra(module, extra):
+    """Without ``module``, ``import fastnn`` works and ``import fastnn.<extra>`` fails with an
+    ImportError that names the ``fastnn[<extra>]`` extra."""
+    code = (f"import sys; sys.modules[{module!r}] = None; import fastnn; "
+            f"print('core ok', flush=True); import fastnn.{extra}")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode != 0 and run.stdout == "core ok\n"
+    assert "ImportError" in run.stderr and f"fastnn[{extra}]" in run.stderr

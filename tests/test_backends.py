@@ -7,9 +7,7 @@ import fastnn as fn
 from fastnn.backends import REQUIRED, get_backend
 
 from .conftest import COMPILED
-
-# test_numba_backend imports OPTIMIZERS, assert_close, build, make_data from here (for now)
-from .helpers import (  # noqa: F401
+from .helpers import (
     ACTIVATIONS,
     HEADS,
     OPTIMIZERS,

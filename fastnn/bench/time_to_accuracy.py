@@ -140,8 +140,7 @@ def worker(args):
     Path(args.out).write_text(json.dumps(runs))
 
 
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _parser():
     ap = argparse.ArgumentParser(prog="python -m fastnn.bench.time_to_accuracy",
                                  description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -157,6 +156,12 @@ def main(argv=None):
                          "(at most SECONDS in all)")
     ap.add_argument("--only", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    return ap
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = _parser()
     args = ap.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
     if args.only:
@@ -185,29 +190,44 @@ def main(argv=None):
             if time.monotonic() < waits_end:   # each engine starts on a quiet machine if it can
                 M.wait_idle(min(180, waits_end - time.monotonic()),
                            lambda m: print(m, file=sys.stderr, flush=True))
-            out = Path(tmp) / f"{engine}.json"
-            cmd = [sys.executable, "-m", "fastnn.bench.time_to_accuracy", "--only", engine,
-                   "--out", str(out), "--recipe", args.recipe, "--threads", str(args.threads),
-                   "--backend", args.backend, "--target", str(args.target),
-                   "--seeds", ",".join(map(str, args.seeds))]
-            env = M.worker_env(args.threads)
-            print(f"  {engine}:", file=sys.stderr, flush=True)
-            snap = M.cpu_snapshot()
-            proc = subprocess.run(cmd, env=env)
-            bg = M.background_cpus(snap, M.cpu_snapshot())
-            if proc.returncode != 0 or not out.exists():
-                notes.append(f"{engine} failed (exit {proc.returncode})")
-                continue
-            runs = json.loads(out.read_text())
-            label = (f"fastnn {runs[0].get('backend', args.backend)}" if engine == "fastnn"
-                     else P.LABELS["torch"])
-            result["engines"].append({
-                "engine": engine, "label": label, "runs": runs,
-                "median_seconds": statistics.median(r["seconds"] for r in runs),
-                "median_accuracy": statistics.median(r["accuracy"] for r in runs),
-                "version": P.version("torch") if engine == "torch" else M.versions()["fastnn"],
-                "background_cpus": bg,
-            })
+            row = _run_engine(engine, args, Path(tmp) / f"{engine}.json")
+            if "failed" in row:
+                notes.append(row["failed"])
+            else:
+                result["engines"].append(row)
+    _print_table(result, notes)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+        print(f"results written to {args.json}")
+    return 0
+
+
+def _run_engine(engine, args, out):
+    """Every seed of one engine in a fresh process; its row, or {"failed": reason}."""
+    cmd = [sys.executable, "-m", "fastnn.bench.time_to_accuracy", "--only", engine,
+           "--out", str(out), "--recipe", args.recipe, "--threads", str(args.threads),
+           "--backend", args.backend, "--target", str(args.target),
+           "--seeds", ",".join(map(str, args.seeds))]
+    env = M.worker_env(args.threads)
+    print(f"  {engine}:", file=sys.stderr, flush=True)
+    snap = M.cpu_snapshot()
+    proc = subprocess.run(cmd, env=env)
+    bg = M.background_cpus(snap, M.cpu_snapshot())
+    if proc.returncode != 0 or not out.exists():
+        return {"failed": f"{engine} failed (exit {proc.returncode})"}
+    runs = json.loads(out.read_text())
+    label = (f"fastnn {runs[0].get('backend', args.backend)}" if engine == "fastnn"
+             else P.LABELS["torch"])
+    return {
+        "engine": engine, "label": label, "runs": runs,
+        "median_seconds": statistics.median(r["seconds"] for r in runs),
+        "median_accuracy": statistics.median(r["accuracy"] for r in runs),
+        "version": P.version("torch") if engine == "torch" else M.versions()["fastnn"],
+        "background_cpus": bg,
+    }
+
+
+def _print_table(result, notes):
     print(f"\n{'engine':<16} {'median s':>9}  {'epochs':<10} accuracy")
     for e in result["engines"]:
         ok = all(r["reached"] for r in e["runs"])
@@ -217,10 +237,6 @@ def main(argv=None):
         print(f"{e['label']:<16} {e['median_seconds']:>9.1f}  {epochs:<10} {accs}{flag}")
     for note in notes:
         print("note: " + note)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-        print(f"results written to {args.json}")
-    return 0
 
 
 if __name__ == "__main__":

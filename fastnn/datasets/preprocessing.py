@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from .._validate import whole_ids
+
 __all__ = ["MaxScaler", "StandardScaler", "train_val_split", "one_hot", "from_one_hot",
            "mnist_style", "image_to_mnist"]
 
@@ -126,15 +128,9 @@ def train_val_split(x, y, val_fraction: float = 0.1, seed=None, shuffle: bool = 
 def one_hot(labels, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
     """Integer class ids of any shape -> array of shape labels.shape + (n_classes,)."""
     labels = np.asarray(labels)
-    if labels.dtype.kind == "f":
-        if not np.isfinite(labels).all() or not np.array_equal(labels, np.round(labels)):
-            bad = labels[~np.isfinite(labels) | (labels != np.round(labels))].flat[0]
-            raise ValueError(f"one_hot: labels must be whole numbers, found {float(bad)}")
-    elif labels.dtype.kind not in "iu":
+    if labels.dtype.kind not in "iuf":
         raise ValueError(f"one_hot: labels must be integers, got dtype {labels.dtype}")
-    labels = labels.astype(np.int64)
-    if labels.size and labels.min() < 0:
-        raise ValueError(f"one_hot: labels must be >= 0, found {int(labels.min())}")
+    labels = whole_ids("one_hot", labels)
     if n_classes is None:
         if labels.size == 0:
             raise ValueError("one_hot: cannot infer n_classes from empty labels; pass n_classes")
