@@ -1,6 +1,7 @@
 """Write BENCHMARKS.md and a bar chart from a saved ``fastnn bench --json`` run.
 
     python -m benchmarks.report results.json [--sweep sweep.json] [--tta tta.json]
+                                [--predict predict.json]
                                 [--out BENCHMARKS.md] [--png docs/img/benchmarks.png]
 
 BENCHMARKS.md is generated: edit this script, not the file.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from fastnn.bench.table import COLUMNS, LEFT, legend, table_rows
 
-from .report_goals import goals_section, sweep_section, update_readme
+from .report_goals import goals_section, predict_section, sweep_section, update_readme
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,7 +141,7 @@ def refresh_carried(out):
     out.write_text("\n".join(text[:start] + carried_sections() + text[repro:]))
 
 
-def write(result, out, png, tta=None, argv=(), sweep=None):
+def write(result, out, png, tta=None, argv=(), sweep=None, pred=None):
     chart(result, png)
     v = result["versions"]
     versions = ", ".join(f"{k} {val}" for k, val in v.items())
@@ -176,7 +177,8 @@ def write(result, out, png, tta=None, argv=(), sweep=None):
     lines += sweep_section(sweep)
     if tta:
         lines += tta_section(tta)
-    lines += goals_section(result, sweep, tta)
+    lines += predict_section(pred)
+    lines += goals_section(result, sweep, tta, pred)
     lines += carried_sections()
     lines += [
         "## Reproduce", "",
@@ -185,6 +187,7 @@ def write(result, out, png, tta=None, argv=(), sweep=None):
         f"{result['command']}",
         *([sweep["command"]] if sweep else []),
         *([tta["command"]] if tta else []),
+        *([pred["command"]] if pred else []),
         "python -m benchmarks.report " + shlex.join(argv),
         "python -m pytest benchmarks/ --benchmark-save=NAME   # per-kernel and predict groups",
         "```", "",
@@ -203,6 +206,8 @@ def main(argv=None):
                     help="JSON from python -m fastnn.bench.time_to_accuracy --json")
     ap.add_argument("--sweep", type=Path, default=None,
                     help="JSON from fastnn bench --networks widths --json (the width sweep)")
+    ap.add_argument("--predict", type=Path, default=None,
+                    help="JSON from python -m fastnn.bench.predict --json")
     ap.add_argument("--readme", type=Path, default=None,
                     help="README whose generated benchmarks table is replaced (default: the "
                          "checkout's README.md when --out is the checkout's BENCHMARKS.md)")
@@ -216,7 +221,8 @@ def main(argv=None):
     result = json.loads(args.results.read_text())
     tta = json.loads(args.tta.read_text()) if args.tta else None
     sweep = json.loads(args.sweep.read_text()) if args.sweep else None
-    write(result, args.out, args.png, tta, argv, sweep)
+    pred = json.loads(args.predict.read_text()) if args.predict else None
+    write(result, args.out, args.png, tta, argv, sweep, pred)
     readme = args.readme or (ROOT / "README.md" if args.out == ROOT / "BENCHMARKS.md" else None)
     if readme is not None:
         update_readme(readme, result)

@@ -18,6 +18,8 @@ PEER_GOALS = [("mlp-128", 64, 2.2), ("wide-512", 256, 1.5)]
 SWEEP_NUMPY_GOAL, SWEEP_NUMPY_UPTO = 2.0, 256       # >= 2x NumPy MLP for every W <= 256
 SWEEP_SGEMM_GOAL, SWEEP_SGEMM_FROM = 80.0, 256      # >= 80% same-shape sgemm for W >= 256
 TTA_GOAL = 3.0                                      # PyTorch's time / fastnn's time
+ONE_ROW_GOAL_US = {"digits-16": 2.0, "mlp-128": 3.0}  # single-sample predict latency
+BIG_PREDICT_GOAL = 1.2                              # 10k-row predict, fastnn / PyTorch
 
 
 def _rows(result):
@@ -45,7 +47,48 @@ def _verdict(value, goal, fmt=".2f", unit="x"):
     return f"{value:{fmt}}{unit}", "met" if value >= goal else "short"
 
 
-def goal_rows(result, sweep=None, tta=None):
+def _predict_goals(pred):
+    got = {(r["network"], r["engine"]): r for r in (pred or {}).get("rows", [])
+           if "error" not in r}
+    rows = []
+    for net, goal in ONE_ROW_GOAL_US.items():
+        r = got.get((net, "fastnn"))
+        us = r["one_row_us"] if r else None
+        rows.append([f"{net} single-sample predict <= {goal:g} us",
+                     "-" if us is None else f"{us:.2f} us",
+                     "not measured" if us is None else ("met" if us <= goal else "short")])
+    for net in sorted({n for n, _ in got}):
+        f, t = got.get((net, "fastnn")), got.get((net, "torch"))
+        ratio = f["rows_per_sec"] / t["rows_per_sec"] if f and t else None
+        rows.append([f"{net} 10k-row predict >= {BIG_PREDICT_GOAL:g}x PyTorch",
+                     *_verdict(ratio, BIG_PREDICT_GOAL)])
+    return rows or [["predict (single row, 10k rows)", "-", "not measured"]]
+
+
+def predict_section(pred):
+    """One-row latency and 10k-row throughput next to PyTorch, or nothing without a run."""
+    if not pred:
+        return []
+    lines = ["## Predict", "",
+             f"float32, {pred['threads']} thread(s), the auto backend; one row: median of "
+             "single `model.predict(row)` calls on a (784,) MNIST test row (PyTorch: "
+             "`from_numpy`, `no_grad`, softmax, `.numpy()` on a (1, 784) batch); 10k: "
+             f"the 10000 test rows in one call ({pred['date']}). Command: "
+             f"`{pred['command']}`.", "",
+             "| network | engine | one row, us | 10k rows, rows/s | max abs diff vs fastnn | "
+             "bg CPUs |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in pred["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['network']} | {r['engine']} | FAILED | | | {r['error'][:60]} |")
+            continue
+        diff = r.get("max_abs_diff")
+        lines.append(f"| {r['network']} | {r['engine']} | {r['one_row_us']:.2f} | "
+                     f"{r['rows_per_sec']:,.0f} | {'-' if diff is None else f'{diff:.1e}'} | "
+                     f"{r['background_cpus']:.2f} |")
+    return lines + [""]
+
+
+def goal_rows(result, sweep=None, tta=None, pred=None):
     """[goal, measured, verdict] rows for the engine issue's speed table."""
     rows, got = [], _rows(result)
     for net, bs, goal in NUMPY_GOALS:
@@ -68,6 +111,7 @@ def goal_rows(result, sweep=None, tta=None):
                      *_verdict(ratio, 1.0)])
     rows += _sweep_goals(sweep)
     rows += _tta_goal(tta)
+    rows += _predict_goals(pred)
     return rows
 
 
@@ -136,12 +180,12 @@ def sweep_section(sweep):
     return lines + [""]
 
 
-def goals_section(result, sweep=None, tta=None):
+def goals_section(result, sweep=None, tta=None, pred=None):
     lines = ["## Against the engine issue's speed goals", "",
              "Computed from the runs above (fastnn = the auto backend's row); ratios are "
              "samples/s over samples/s within one run.", "",
              "| goal | measured | verdict |", "| --- | ---: | --- |"]
-    lines += [f"| {g} | {m} | {v} |" for g, m, v in goal_rows(result, sweep, tta)]
+    lines += [f"| {g} | {m} | {v} |" for g, m, v in goal_rows(result, sweep, tta, pred)]
     return lines + [""]
 
 
