@@ -34,7 +34,7 @@ cdef extern from "fnn.h" nogil:
                                 const void *, int64_t, const int64_t *, int64_t, int64_t,
                                 int64_t, int64_t, int, int, int64_t *, int *) noexcept nogil
     ctypedef void (*predict_fn)(const fnn_net *, fnn_ws *, const void *, const void *, void *,
-                                int64_t, int) noexcept nogil
+                                int64_t, int, double *) noexcept nogil
     ctypedef double (*loss_grad_fn)(const fnn_net *, fnn_ws *, const void *, const void *,
                                     const void *, int64_t, void *) noexcept nogil
 

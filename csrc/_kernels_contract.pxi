@@ -5,11 +5,12 @@
 # ---- fused-type helpers: the float32 / float64 C kernels behind one Cython signature ------------
 
 cdef inline void _predict_c(floating *dummy, const fnn_net *net, fnn_ws *ws, const void *P,
-                            const void *x, void *out, int64_t N, int nthreads) noexcept nogil:
+                            const void *x, void *out, int64_t N, int nthreads,
+                            double *peak) noexcept nogil:
     if floating is float:
-        fnn_get_kernels(0).predict(net, ws, P, x, out, N, nthreads)
+        fnn_get_kernels(0).predict(net, ws, P, x, out, N, nthreads, peak)
     else:
-        fnn_get_kernels(1).predict(net, ws, P, x, out, N, nthreads)
+        fnn_get_kernels(1).predict(net, ws, P, x, out, N, nthreads, peak)
 
 
 cdef inline double _train_c(floating *dummy, const fnn_net *net, fnn_ws *ws, void *P,
@@ -40,8 +41,13 @@ def workspace(net, batch_size):
     return Workspace(net, int(batch_size))
 
 
-def predict(net, x, out, Workspace ws):
-    """out[:] = network outputs for every row of x (chunks of ws.batch_size rows)."""
+def predict(net, x, out, Workspace ws, bint check=False):
+    """out[:] = network outputs for every row of x (chunks of ws.batch_size rows).
+
+    check: also scan x for NaN/inf, block by block as the rows are fed to the network (one
+    pass over memory instead of two); returns False if some value is not finite (out is then
+    meaningless), else True.
+    """
     cdef int typenum = _F64 if ws.is_f64 else _F32
     cdef Py_ssize_t N
     cdef const void *xp
@@ -55,19 +61,22 @@ def predict(net, x, out, Workspace ws):
     op = _arr(out, "out", typenum, N, ws.desc.n[ws.desc.L])
     _writable(out, "out")
     if N == 0:
-        return
+        return True
     nth = 1 if N < 64 else _nthreads()
+    cdef double peak = 0
+    cdef double *pk = &peak if check else NULL
     if ws.busy:
         raise RuntimeError("fastnn: a workspace cannot be used by two threads at once")
     ws.busy = 1
     try:
         with nogil:
             if ws.is_f64:
-                _predict_c(<double *>NULL, &ws.desc, &ws.ws, pp, xp, op, N, nth)
+                _predict_c(<double *>NULL, &ws.desc, &ws.ws, pp, xp, op, N, nth, pk)
             else:
-                _predict_c(<float *>NULL, &ws.desc, &ws.ws, pp, xp, op, N, nth)
+                _predict_c(<float *>NULL, &ws.desc, &ws.ws, pp, xp, op, N, nth, pk)
     finally:
         ws.busy = 0
+    return isfinite(peak)
 
 
 cdef inline bint _finite(const void *x, Py_ssize_t n, int is_f64) noexcept nogil:
@@ -125,9 +134,9 @@ def predict_one(net, x, out, Workspace ws):
         with nogil:
             ok = _finite(xp, ws.desc.n[0], ws.is_f64)
             if ok and ws.is_f64:
-                _predict_c(<double *>NULL, &ws.desc, &ws.ws, pp, xp, op, 1, 1)
+                _predict_c(<double *>NULL, &ws.desc, &ws.ws, pp, xp, op, 1, 1, NULL)
             elif ok:
-                _predict_c(<float *>NULL, &ws.desc, &ws.ws, pp, xp, op, 1, 1)
+                _predict_c(<float *>NULL, &ws.desc, &ws.ws, pp, xp, op, 1, 1, NULL)
     finally:
         ws.busy = 0
     return ok

@@ -80,8 +80,10 @@ typedef struct {
                     const void *y, int64_t N, const int64_t *order, int64_t n_order,
                     int64_t start, int64_t nsteps, int64_t bs, int acc_mode, int nthreads,
                     int64_t *correct, int *status);
+    /* peak: NULL, or where max |x| goes (NaN/inf when some input is), from the same pass that
+     * feeds the rows to the network (each block checked while it is in cache) */
     void (*predict)(const fnn_net *, fnn_ws *, const void *P, const void *x, void *out,
-                    int64_t N, int nthreads);
+                    int64_t N, int nthreads, double *peak);
     double (*loss_grad)(const fnn_net *, fnn_ws *, const void *P, const void *x, const void *y,
                         int64_t N, void *grad);
     /* max |x| over n values; NaN or inf exactly when some value is (the input check) */

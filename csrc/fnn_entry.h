@@ -55,86 +55,6 @@ static double NAME(train)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_op
 
 /* predict through the batched kernels: thread t owns workspace rows [w0, w1) and x rows
  * [i0, i1), and runs them through in pieces of w1 - w0 rows, each with a one-thread BLAS. */
-static void NAME(predict_batched)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x,
-                                  REAL *out, int64_t N, int T)
-{
-    const int n0 = net->n[0], nL = net->n[net->L];
-    int saved[FNN_MAXBLAS];
-    fnn_blas_hold1(saved);
-#ifdef _OPENMP
-#pragma omp parallel num_threads(T) if (T > 1)
-#endif
-    {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const int t = 0, nt = 1;
-        (void)T;
-#endif
-        int64_t w0, w1, i0, i1;
-        NAME(split)(ws->B, t, nt, &w0, &w1);
-        NAME(split)(N, t, nt, &i0, &i1);
-        const int cap = (int)(w1 - w0);
-        for (int64_t lo = i0; lo < i1 && cap > 0; lo += cap) {
-            const int nb = (int)(i1 - lo < cap ? i1 - lo : cap);
-            /* workspace row w0 + k holds x row lo + k */
-            NAME(batch_forward_rows)(net, ws, P, x + (lo - w0) * n0, NULL, (int)w0,
-                                     (int)w0 + nb, nb, out + (lo - w0) * nL, fnn_tune.sparse);
-        }
-    }
-    fnn_blas_restore(saved);
-}
-
-static void NAME(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
-                          void *outv, int64_t N, int nthreads)
-{
-    const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv;
-    REAL *out = (REAL *)outv;
-    const int n0 = net->n[0], nL = net->n[net->L];
-    if (N == 1) {
-        NAME(forward_one)(net, ws, P, x, 0, out, 0);
-        return;
-    }
-    int T = nthreads < ws->T ? nthreads : ws->T;
-    if (T > ws->B) T = ws->B;
-    /* rows are independent and handed out dynamically (no per-step barriers as in training),
-     * so less work already pays for the second thread */
-    const int64_t par_min = (int64_t)fnn_tune.par_min_work / FNN_TUNE_PREDICT_PAR_DIVISOR;
-    if (T < 1 || N * NAME(work_per_sample)(net) < par_min) T = 1;
-#ifndef _OPENMP
-    T = 1;
-#endif
-    if (!NAME(is_narrow)(net) && N >= fnn_tune.gemm_min_b) {
-        NAME(predict_batched)(net, ws, P, x, out, N, T);
-        return;
-    }
-    /* per-sample kernels; one parallel region for the whole call, rows handed out in blocks
-     * (dynamic: a thread that starts late just takes fewer blocks). Each thread uses
-     * workspace row t as its scratch. */
-    if (T == 1) {
-        for (int64_t i = 0; i < N; i++) {
-            if (i + 1 < N) NAME(prefetch_row)(x + (i + 1) * n0, n0);
-            NAME(forward_one)(net, ws, P, x + i * n0, 0, out + i * nL, 0);
-        }
-        return;
-    }
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(T) schedule(dynamic, FNN_TUNE_PREDICT_ROWS_PER_TAKE)
-    for (int64_t i = 0; i < N; i++)
-        NAME(forward_one)(net, ws, P, x + i * n0, omp_get_thread_num(), out + i * nL, 0);
-#endif
-}
-
-static double NAME(loss_grad)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
-                              const void *yv, int64_t N, void *gradv)
-{
-    const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv, *y = (const REAL *)yv;
-    int64_t c;
-    NAME(batch_forward_rows)(net, ws, P, x, NULL, 0, (int)N, (int)N, NULL, fnn_tune.sparse);
-    return NAME(batch_loss_grad)(net, ws, P, x, y, NULL, (int)N, (REAL *)gradv, fnn_tune.sparse,
-                                 FNN_ACC_NONE, &c) / (double)N;
-}
-
 /* max |x| over n values in one pass (the Model API's input check, ~memory speed). It compares
  * the bits with the sign cleared as unsigned integers: for non-negative floats that is the value
  * order, and inf and NaN sort above every finite value, so the result is NaN or inf exactly when
@@ -166,6 +86,128 @@ static double NAME(abs_peak)(const void *xv, int64_t n)
     REAL r;
     memcpy(&r, &m[0], sizeof r);
     return (double)r;
+}
+
+/* The larger of two abs_peak results; NaN if either is. */
+static inline double NAME(peak_merge)(double a, double b)
+{
+    return a != a || b != b ? NAN : (a > b ? a : b);
+}
+
+/* abs_peak of rows [i0, i1) merged into *mine (peak requested), else nothing. */
+static inline void NAME(peak_rows)(const double *peak, double *mine, const REAL *x, int n0,
+                                   int64_t i0, int64_t i1)
+{
+    if (peak) *mine = NAME(peak_merge)(*mine, NAME(abs_peak)(x + i0 * n0, (i1 - i0) * n0));
+}
+
+static void NAME(predict_batched)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x,
+                                  REAL *out, int64_t N, int T, double *peak)
+{
+    const int n0 = net->n[0], nL = net->n[net->L];
+    int saved[FNN_MAXBLAS];
+    fnn_blas_hold1(saved);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(T) if (T > 1)
+#endif
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int t = 0, nt = 1;
+        (void)T;
+#endif
+        int64_t w0, w1, i0, i1;
+        NAME(split)(ws->B, t, nt, &w0, &w1);
+        NAME(split)(N, t, nt, &i0, &i1);
+        const int cap = (int)(w1 - w0);
+        double mine = 0;
+        for (int64_t lo = i0; lo < i1 && cap > 0; lo += cap) {
+            const int nb = (int)(i1 - lo < cap ? i1 - lo : cap);
+            NAME(peak_rows)(peak, &mine, x, n0, lo, lo + nb);
+            /* workspace row w0 + k holds x row lo + k */
+            NAME(batch_forward_rows)(net, ws, P, x + (lo - w0) * n0, NULL, (int)w0,
+                                     (int)w0 + nb, nb, out + (lo - w0) * nL, fnn_tune.sparse);
+        }
+        if (peak) {
+#ifdef _OPENMP
+#pragma omp critical(fnn_peak)
+#endif
+            *peak = NAME(peak_merge)(*peak, mine);
+        }
+    }
+    fnn_blas_restore(saved);
+}
+
+static void NAME(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
+                          void *outv, int64_t N, int nthreads, double *peak)
+{
+    const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv;
+    REAL *out = (REAL *)outv;
+    const int n0 = net->n[0], nL = net->n[net->L];
+    const int64_t take = FNN_TUNE_PREDICT_ROWS_PER_TAKE;
+    if (peak) *peak = 0;
+    if (N == 1) {
+        NAME(peak_rows)(peak, peak, x, n0, 0, 1);
+        NAME(forward_one)(net, ws, P, x, 0, out, 0);
+        return;
+    }
+    int T = nthreads < ws->T ? nthreads : ws->T;
+    if (T > ws->B) T = ws->B;
+    /* rows are independent and handed out dynamically (no per-step barriers as in training),
+     * so less work already pays for the second thread */
+    const int64_t par_min = (int64_t)fnn_tune.par_min_work / FNN_TUNE_PREDICT_PAR_DIVISOR;
+    if (T < 1 || N * NAME(work_per_sample)(net) < par_min) T = 1;
+#ifndef _OPENMP
+    T = 1;
+#endif
+    if (!NAME(is_narrow)(net) && N >= fnn_tune.gemm_min_b) {
+        NAME(predict_batched)(net, ws, P, x, out, N, T, peak);
+        return;
+    }
+    /* per-sample kernels; one parallel region for the whole call, rows handed out in blocks
+     * (dynamic: a thread that starts late just takes fewer blocks), each block checked just
+     * before its rows run, while it is in cache. Each thread uses workspace row t. */
+    const int64_t blocks = (N + take - 1) / take;
+    if (T == 1) {
+        for (int64_t k = 0; k < blocks; k++) {
+            const int64_t i1 = (k + 1) * take < N ? (k + 1) * take : N;
+            NAME(peak_rows)(peak, peak, x, n0, k * take, i1);
+            for (int64_t i = k * take; i < i1; i++) {
+                if (i + 1 < N) NAME(prefetch_row)(x + (i + 1) * n0, n0);
+                NAME(forward_one)(net, ws, P, x + i * n0, 0, out + i * nL, 0);
+            }
+        }
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(T)
+    {
+        const int t = omp_get_thread_num();
+        double mine = 0;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t k = 0; k < blocks; k++) {
+            const int64_t i1 = (k + 1) * take < N ? (k + 1) * take : N;
+            NAME(peak_rows)(peak, &mine, x, n0, k * take, i1);
+            for (int64_t i = k * take; i < i1; i++)
+                NAME(forward_one)(net, ws, P, x + i * n0, t, out + i * nL, 0);
+        }
+        if (peak) {
+#pragma omp critical(fnn_peak)
+            *peak = NAME(peak_merge)(*peak, mine);
+        }
+    }
+#endif
+}
+
+static double NAME(loss_grad)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
+                              const void *yv, int64_t N, void *gradv)
+{
+    const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv, *y = (const REAL *)yv;
+    int64_t c;
+    NAME(batch_forward_rows)(net, ws, P, x, NULL, 0, (int)N, (int)N, NULL, fnn_tune.sparse);
+    return NAME(batch_loss_grad)(net, ws, P, x, y, NULL, (int)N, (REAL *)gradv, fnn_tune.sparse,
+                                 FNN_ACC_NONE, &c) / (double)N;
 }
 
 const fnn_kernels NAME(kernels) = {NAME(train), NAME(predict), NAME(loss_grad), NAME(abs_peak),

@@ -55,6 +55,15 @@ def as_inputs(name, x, n_features, dtype) -> np.ndarray:
 
 def inputs_and_peak(name, x, n_features, dtype):
     """``as_inputs`` and max |x|, from one pass over the data with no full-size temporary."""
+    out = as_array(name, x, n_features, dtype)
+    peak = abs_peak(out)
+    if not math.isfinite(peak):
+        raise _nonfinite_error(name, out)
+    return out, peak
+
+
+def as_array(name, x, n_features, dtype):
+    """A C-contiguous (N, n_features) array of the model dtype, not yet checked finite."""
     arr = as_numeric(name, x)
     if arr.ndim == 1 and arr.size == n_features:
         arr = arr.reshape(1, n_features)
@@ -64,11 +73,7 @@ def inputs_and_peak(name, x, n_features, dtype):
         raise ValueError(f"{name}: expected shape (n_samples, {n_features}), got {arr.shape}")
     if len(arr) == 0:
         raise ValueError(f"{name}: expected at least one sample, got an empty array")
-    out = np.ascontiguousarray(arr, dtype=dtype)
-    peak = abs_peak(out)
-    if not math.isfinite(peak):
-        raise _nonfinite_error(name, out)
-    return out, peak
+    return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def check_int(name, value, lo, hi=None):

@@ -188,7 +188,15 @@ class Sequential:
                 return out
             V.check_finite("x", x)
         single = np.ndim(x) == 1
-        out = self._outputs(V.as_inputs("x", x, self.input_size, self.dtype))
+        xs = V.as_array("x", x, self.input_size, self.dtype)
+        checked = getattr(self._backend, "predict_checked", None)
+        if checked is None:
+            V.check_finite("x", xs)
+            out = self._outputs(xs)
+        else:   # the kernel checks each block of rows as it feeds them (one pass, not two)
+            out = np.empty((len(xs), self.output_size), dtype=self.dtype)
+            if not checked(self.net, xs, out, self._predict_workspace()):
+                V.check_finite("x", xs)   # raises, naming the first NaN/inf
         return out[0] if single else out
 
     def predict_classes(self, x):

@@ -266,3 +266,35 @@ def test_build_info_and_warmup():
     assert info["simd"] == kernels.isa() and info["simd"] in ISAS
     spent = cb.warmup()
     assert isinstance(spent, float) and 0.0 < spent < 60.0
+
+
+@pytest.mark.parametrize("sizes", [(50, 12, 4), (50, 96, 40, 4)])   # per-sample, batched
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_predict_checks_inputs_in_the_same_pass(sizes, dtype, n_threads):
+    """predict(check=True) flags NaN/inf anywhere (block edges included) and otherwise gives
+    the same bits as an unchecked predict; Model.predict still names the first bad value."""
+    old = kernels.get_tuning()
+    kernels.set_tuning(par_min_work=0)   # threads even for this small network
+    try:
+        m = build(list(sizes), "relu", "softmax", "cross_entropy", OPTIMIZERS["sgd"](), dtype,
+                  "cython")
+        x, _ = make_data(700, sizes[0], sizes[-1], "cross_entropy")
+        x = x.astype(dtype)
+        ws = kernels.workspace(m.net, 256)
+        plain, checked = np.empty((700, sizes[-1]), dtype), np.empty((700, sizes[-1]), dtype)
+        with threads(n_threads):
+            kernels.predict(m.net, x, plain, ws)
+            assert kernels.predict(m.net, x, checked, ws, True) is True
+            assert np.array_equal(plain, checked)
+            for row in (0, 127, 128, 255, 256, 699):
+                for bad in (np.nan, np.inf, -np.inf):
+                    y = x.copy()
+                    y[row, sizes[0] - 1 if row % 2 else 0] = bad
+                    assert kernels.predict(m.net, y, checked, ws, True) is False, (row, bad)
+            y = x.copy()
+            y[300, 7] = np.nan
+            with pytest.raises(ValueError, match=r"first at index \(300, 7\)"):
+                m.predict(y)
+    finally:
+        kernels.set_tuning(**old)

@@ -41,6 +41,11 @@ loss_grad = _kernels.loss_grad
 Workspace = _kernels.Workspace
 abs_peak = _kernels.abs_peak   # one-pass input check for the Model API (via the registry)
 
+
+def predict_checked(net, x, out, ws):
+    """predict, checking x for NaN/inf in the same pass; False if some value is not finite."""
+    return _kernels.predict(net, x, out, ws, True)
+
 if os.environ.get("FASTNN_ISA"):
     _kernels.select_isa(os.environ["FASTNN_ISA"])
 
