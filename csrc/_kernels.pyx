@@ -564,3 +564,5 @@ def set_tuning(**kw):
     fnn_tune.par_min_work_batch = cur["par_min_work_batch"]
     fnn_tune.own_gemm = cur["own_gemm"]
     return dict(fnn_tune)
+
+include "_kernels_apply.pxi"

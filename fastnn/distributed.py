@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from . import _validate as V
-from .backends import abs_peak, apply_update
+from .backends import abs_peak, grad_step_fn, update_fn
 from .codes import ACC_NONE
 from .model import SAMPLES_PER_CALL, DivergenceError, History, _defer_sigint, _format_logs
 
@@ -161,7 +161,9 @@ class _Run:
         self.steps = min(-(-n // self.B) for n in shards)
         self.bs_local = min(self.B, self.n)
         self.ws = model._train_workspace(self.bs_local)
-        self.grad = np.empty_like(model.params)
+        self.grad = np.empty_like(model.params)   # the one buffer every step reduces in place
+        self.grad_step = grad_step_fn(model.backend)
+        self.update = update_fn(model.backend)
         self.stage = None   # local SGD: parameters and optimiser state side by side
 
     def _order(self, epoch):
@@ -209,34 +211,38 @@ class _Run:
     def _grad_steps(self, order, step, k):
         """k steps of: local gradient, Allreduce (sum of row-weighted gradients), update.
 
-        After a local error this rank keeps joining every Allreduce (with NaN) so no rank
-        waits; the chunk's status then makes every rank raise.
+        Each rank's gradient is scaled by 1 / (the step's rows over every rank), so the sum is
+        the gradient of the mean loss over all of them. After a local error this rank keeps
+        joining every Allreduce (with NaN) so no rank waits; the chunk's status then makes
+        every rank raise.
         """
-        model, be, grad = self.model, self.model.backend, self.grad
-        xs, y = self.prep.xs, self.prep.ts.y
-        loss_sum, rows, err = 0.0, 0, None
+        model, grad, comm = self.model, self.grad, self.comm
+        net, opt, ws = model.net, model.optimizer, self.ws
+        xs, y, acc_mode = self.prep.xs, self.prep.ts.y, self.prep.ts.acc_mode
+        in_place, op_sum = self.MPI.IN_PLACE, self.MPI.SUM
+        loss_sum, correct, rows, err = 0.0, 0, 0, None
         for s in range(step, step + k):
             lo = s * self.B
             hi = min(lo + self.B, self.n)
             if err is None:
                 try:
-                    if self.shuffle:
-                        idx = order[lo:hi]
-                        xb, yb = xs[idx], y[idx]
-                    else:
-                        xb, yb = xs[lo:hi], y[lo:hi]
-                    loss_sum += be.loss_grad(model.net, xb, yb, grad, self.ws) * (hi - lo)
-                    rows += hi - lo
                     total = sum(min(self.B, n - lo) for n in self.shards)
-                    grad *= model.dtype.type((hi - lo) / total)
+                    ls, c = self.grad_step(net, xs, y, order, lo, hi - lo, grad, ws,
+                                           1.0 / total, acc_mode)
+                    loss_sum += ls
+                    correct = math.nan if c is None else correct + c
+                    rows += hi - lo
                 except Exception as exc:  # noqa: BLE001 - every rank raises after the chunk
                     err = exc
             if err is not None:
                 grad.fill(np.nan)
-            self.comm.Allreduce(self.MPI.IN_PLACE, grad, op=self.MPI.SUM)
-            apply_update(be, model.net, model.optimizer, grad)
-        # the per-step gradient call gives no outputs, so no training accuracy (NaN = none)
-        return (loss_sum, math.nan, rows), err
+            comm.Allreduce(in_place, grad, op=op_sum)
+            if err is None:
+                try:
+                    self.update(net, opt, grad)
+                except Exception as exc:  # noqa: BLE001 - as above
+                    err = exc
+        return (loss_sum, correct, rows), err
 
     def _local_steps(self, order, step, k):
         """k fused steps on this rank alone (local SGD)."""
