@@ -45,7 +45,10 @@ def test_equivalence_to_single_process(tmp_path):
     proc = run_mpi("equivalence.py", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = [line.split() for line in proc.stdout.splitlines() if line.startswith("CHECK")]
-    assert "DONE" in proc.stdout and len(checks) == 17, proc.stdout + proc.stderr
+    done = [line.split() for line in proc.stdout.splitlines() if line.startswith("DONE")]
+    # per backend (numpy, cython, numba: those that load) 3 optimisers x 2 dtypes, plus
+    # float64 training accuracy; then unequal shards x 2, local SGD, shuffle, validation
+    assert done and int(done[0][1]) == len(checks) >= 17, proc.stdout + proc.stderr
     for _, name, tol, err in checks:
         assert float(err) <= float(tol.split("=")[1]), f"{name}: {err} > {tol}"
     # only rank 0 wrote checkpoints, and they load
