@@ -6,8 +6,8 @@ cdef extern from "fnn_apply_api.h" nogil:
     ctypedef double (*grad_step_fn)(const fnn_net *, fnn_ws *, const void *, const void *,
                                     const void *, int64_t, const int64_t *, int64_t, double,
                                     void *, int, int, int64_t *, int *) noexcept nogil
-    ctypedef void (*apply_update_fn)(const fnn_net *, void *, const fnn_opt *, const void *,
-                                     int) noexcept nogil
+    ctypedef void (*apply_update_fn)(const fnn_net *, void *, const fnn_opt *,
+                                     const void *const *, int, int) noexcept nogil
 
     ctypedef struct fnn_apply_kernels:
         grad_step_fn grad_step
@@ -91,26 +91,41 @@ def grad_step(net, x, y, order, Py_ssize_t start, Py_ssize_t batch_size, grad, W
     return loss, correct
 
 
+# the most gradients apply_update_sum adds (ranks sharing one machine)
+MAX_SUMMED = 64
+
+
 def apply_update(net, opt, grad):
     """One optimiser step on net.params from the ready gradient ``grad`` (the NumPy backend's
     apply_update in one native pass): counts the step (opt.t += 1), then updates; weight decay
     on weights only; ``grad`` is left unchanged."""
+    apply_update_sum(net, opt, (grad,))
+
+
+def apply_update_sum(net, opt, grads):
+    """apply_update from the sum of the gradients ``grads`` (a sequence of arrays), added in
+    their order while updating, with no summed copy: ranks that share one machine read each
+    other's gradients from shared memory and all compute the same bits."""
     cdef fnn_net d
     cdef fnn_opt o
-    cdef int is_f64, typenum, nth
+    cdef int is_f64, typenum, nth, K, i
     cdef void *pp
-    cdef const void *gp
+    cdef const void *gps[64]
     cdef const fnn_apply_kernels *k
     _fill_net(&d, net)
     is_f64 = _dtype_code(net.dtype)
     typenum = _F64 if is_f64 else _F32
     pp = _arr(net.params, "params", typenum, d.n_params, -1)
     _writable(net.params, "params")
-    gp = _arr(grad, "grad", typenum, d.n_params, -1)
+    K = len(grads)
+    if K < 1 or K > MAX_SUMMED:
+        raise ValueError(f"grads: expected 1 to {MAX_SUMMED} gradients, got {K}")
+    for i in range(K):
+        gps[i] = _arr(grads[i], "grad", typenum, d.n_params, -1)
     _fill_opt(&o, opt, typenum, d.n_params)
     o.t += 1
     nth = _nthreads()
     k = fnn_apply_get(is_f64)
     with nogil:
-        k.apply_update(&d, pp, &o, gp, nth)
+        k.apply_update(&d, pp, &o, gps, K, nth)
     opt.t += 1

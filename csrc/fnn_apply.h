@@ -129,16 +129,42 @@ static double NAME(grad_step)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
     return loss;
 }
 
-/* Parameters per piece of the threaded update (a multiple of every LANES). */
+/* Parameters per piece of the threaded update (a multiple of every LANES), and per block of
+ * a summed gradient (stays in L1). */
 #define FNN_APPLY_PIECE 32768
+#define FNN_APPLY_SUM_BLOCK 1024
 
-/* One optimiser step of every parameter from the ready gradient G; op->t is this step's number
+/* The update of params[off : off+n] from the sum of K gradients, G[0] + G[1] + ... in that
+ * order (every rank sums in the same order, so every rank computes the same bits). */
+static void NAME(update_summed)(REAL *P, int64_t off, const REAL *const *G, int K, int64_t n,
+                                const NAME(opt_scalars) *o, int decay)
+{
+    if (K == 1) {
+        NAME(update_params)(P, off, G[0] + off, n, o, decay);
+        return;
+    }
+    REAL sum[FNN_APPLY_SUM_BLOCK] __attribute__((aligned(64)));
+    for (int64_t lo = 0; lo < n; lo += FNN_APPLY_SUM_BLOCK) {
+        const int64_t m = n - lo < FNN_APPLY_SUM_BLOCK ? n - lo : FNN_APPLY_SUM_BLOCK;
+        const REAL *g0 = G[0] + off + lo;
+        const REAL *g1 = G[1] + off + lo;
+        for (int64_t j = 0; j < m; j++) sum[j] = g0[j] + g1[j];
+        for (int k = 2; k < K; k++) {
+            const REAL *gk = G[k] + off + lo;
+            for (int64_t j = 0; j < m; j++) sum[j] += gk[j];
+        }
+        NAME(update_params)(P, off + lo, sum, m, o, decay);
+    }
+}
+
+/* One optimiser step of every parameter from the ready gradient G[0] (K = 1) or the sum of
+ * K gradients (the ranks' own, read from shared memory); op->t is this step's number
  * (already counted). Weight decay applies to weights, not biases; G is left unchanged. */
-static void NAME(apply_update)(const fnn_net *net, void *Pv, const fnn_opt *op, const void *Gv,
-                               int nthreads)
+static void NAME(apply_update)(const fnn_net *net, void *Pv, const fnn_opt *op,
+                               const void *const *Gv, int K, int nthreads)
 {
     REAL *P = (REAL *)Pv;
-    const REAL *G = (const REAL *)Gv;
+    const REAL *const *G = (const REAL *const *)Gv;
     NAME(opt_scalars) o;
     NAME(opt_scalars_init)(&o, op, op->t);
     int T = nthreads < 1 ? 1 : nthreads;
@@ -160,7 +186,7 @@ static void NAME(apply_update)(const fnn_net *net, void *Pv, const fnn_opt *op, 
         for (int64_t k = 0; k < np; k++) {
             const int64_t lo = k * FNN_APPLY_PIECE;
             const int64_t n = len - lo < FNN_APPLY_PIECE ? len - lo : FNN_APPLY_PIECE;
-            NAME(update_params)(P, off + lo, G + off + lo, n, &o, !bias);
+            NAME(update_summed)(P, off + lo, G, K, n, &o, !bias);
         }
     }
 }

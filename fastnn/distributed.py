@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -144,6 +145,7 @@ def fit(model, x, y, *, comm, sync_every, epochs, batch_size, shuffle, validatio
         history.interrupted = True
         raise
     finally:
+        run.close()
         for cb in cbs:
             cb.on_train_end(model)
     return history
@@ -164,7 +166,13 @@ class _Run:
         self.grad = np.empty_like(model.params)   # the one buffer every step reduces in place
         self.grad_step = grad_step_fn(model.backend)
         self.update = update_fn(model.backend)
+        self.shared = _SharedGrads.create(comm, MPI, model) if sync_every == 1 else None
         self.stage = None   # local SGD: parameters and optimiser state side by side
+
+    def close(self):
+        if self.shared is not None:
+            self.shared.close()
+            self.shared = None
 
     def _order(self, epoch):
         if not self.shuffle:
@@ -205,18 +213,20 @@ class _Run:
         loss_sum, correct, rows = totals
         acc = None if self.prep.ts.acc_mode == ACC_NONE or math.isnan(correct) \
             else correct / rows
-        return {"loss": loss_sum / rows, "accuracy": acc, "lr": opt.lr,
+        return {"loss": float(loss_sum / rows), "accuracy": None if acc is None else float(acc),
+                "lr": opt.lr,
                 "samples_per_sec": rows / seconds, "seconds": seconds}
 
     def _grad_steps(self, order, step, k):
-        """k steps of: local gradient, Allreduce (sum of row-weighted gradients), update.
+        """k steps of: local gradient, sum over the ranks, update.
 
         Each rank's gradient is scaled by 1 / (the step's rows over every rank), so the sum is
-        the gradient of the mean loss over all of them. After a local error this rank keeps
-        joining every Allreduce (with NaN) so no rank waits; the chunk's status then makes
-        every rank raise.
+        the gradient of the mean loss over all of them. The sum is an in-place Allreduce, or
+        with every rank on one machine the update reads the ranks' gradients from shared
+        memory (_SharedGrads). After a local error this rank keeps joining every step (with a
+        NaN gradient) so no rank waits; the chunk's status then makes every rank raise.
         """
-        model, grad, comm = self.model, self.grad, self.comm
+        model, comm, shared = self.model, self.comm, self.shared
         net, opt, ws = model.net, model.optimizer, self.ws
         xs, y, acc_mode = self.prep.xs, self.prep.ts.y, self.prep.ts.acc_mode
         in_place, op_sum = self.MPI.IN_PLACE, self.MPI.SUM
@@ -224,6 +234,7 @@ class _Run:
         for s in range(step, step + k):
             lo = s * self.B
             hi = min(lo + self.B, self.n)
+            grad = self.grad if shared is None else shared.mine()
             if err is None:
                 try:
                     total = sum(min(self.B, n - lo) for n in self.shards)
@@ -236,12 +247,16 @@ class _Run:
                     err = exc
             if err is not None:
                 grad.fill(np.nan)
-            comm.Allreduce(in_place, grad, op=op_sum)
-            if err is None:
-                try:
-                    self.update(net, opt, grad)
-                except Exception as exc:  # noqa: BLE001 - as above
-                    err = exc
+            if shared is None:
+                comm.Allreduce(in_place, grad, op=op_sum)
+            try:
+                if shared is None:
+                    if err is None:
+                        self.update(net, opt, grad)
+                else:
+                    shared.sum_and_update(net, opt, self.update, run=err is None)
+            except Exception as exc:  # noqa: BLE001 - as above
+                err = err or exc
         return (loss_sum, correct, rows), err
 
     def _local_steps(self, order, step, k):
@@ -296,3 +311,68 @@ class _Run:
         buf = np.array([ev.loss * nv, acc * nv, nv], dtype=np.float64)
         self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
         return buf[0] / buf[2], None if ev.accuracy is None else buf[1] / buf[2]
+
+
+class _SharedGrads:
+    """Per-step gradient sums through shared memory, for ranks that share one machine.
+
+    Each rank's gradient goes straight into its slot of an MPI shared-memory window; after one
+    barrier every rank updates from the sum of all the slots, added in rank order while it
+    updates (backend ``apply_update_sum``), so every rank computes the same bits with no
+    Allreduce and no copy. Each rank has two slots, used by turns: a slot is written again two
+    steps later, after every rank passed the barrier that ends the reads of it.
+    FASTNN_MPI_SHM=0 turns this off (the in-place Allreduce instead).
+    """
+
+    MAX_RANKS = 8   # the update reads every rank's gradient: past a few ranks, Allreduce
+
+    @classmethod
+    def create(cls, comm, MPI, model):
+        size = comm.Get_size()
+        want = os.environ.get("FASTNN_MPI_SHM", "1") != "0" and 1 < size <= cls.MAX_RANKS
+        node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
+        ok = want and node.Get_size() == size
+        if not comm.allreduce(int(ok), op=MPI.MIN):
+            node.Free()
+            return None
+        return cls(node, MPI, model)
+
+    def __init__(self, node, MPI, model):
+        dt, n = model.dtype, model.params.size
+        pad = -(-n * dt.itemsize // 64) * 64 // dt.itemsize   # slots start on 64-byte lines
+        self.node, self.rank = node, node.Get_rank()
+        self.win = MPI.Win.Allocate_shared(2 * pad * dt.itemsize, dt.itemsize, comm=node)
+        self.win.Lock_all(MPI.MODE_NOCHECK)
+        self.slots = []
+        for r in range(node.Get_size()):
+            mem, _ = self.win.Shared_query(r)
+            self.slots.append(np.frombuffer(mem, dtype=dt, count=2 * pad).reshape(2, pad)[:, :n])
+        self.turn = 0
+        self.sum_update = getattr(model.backend, "apply_update_sum", None)
+        self.total = None if self.sum_update else np.empty(n, dtype=dt)
+
+    def mine(self):
+        """This rank's gradient buffer for the current step."""
+        return self.slots[self.rank][self.turn]
+
+    def sum_and_update(self, net, opt, update, run=True):
+        """Wait for every rank's gradient, then (run) update from their sum."""
+        parts = [slot[self.turn] for slot in self.slots]
+        self.win.Sync()
+        self.node.Barrier()
+        self.win.Sync()
+        self.turn ^= 1
+        if not run:
+            return
+        if self.sum_update is not None:
+            self.sum_update(net, opt, parts)
+            return
+        np.add(parts[0], parts[1], out=self.total)
+        for p in parts[2:]:
+            self.total += p
+        update(net, opt, self.total)
+
+    def close(self):
+        self.win.Unlock_all()
+        self.win.Free()
+        self.node.Free()

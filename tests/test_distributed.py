@@ -29,20 +29,23 @@ def _mpiexec():
     return exe
 
 
-def run_mpi(script, *args, n=2, timeout=240):
+def run_mpi(script, *args, n=2, timeout=240, **env_extra):
     require("mpi4py")
     cmd = [_mpiexec(), "--oversubscribe", "-n", str(n)]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.insert(1, "--allow-run-as-root")
     # one thread per rank; idle ranks yield the CPU (the CI machine is shared)
     env = dict(os.environ, FASTNN_NUM_THREADS="1", OMP_NUM_THREADS="1",
-               OMPI_MCA_mpi_yield_when_idle="1", PYTHONWARNINGS="ignore")
+               OMPI_MCA_mpi_yield_when_idle="1", PYTHONWARNINGS="ignore", **env_extra)
     return subprocess.run(cmd + [sys.executable, str(SCRIPTS / script), *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_equivalence_to_single_process(tmp_path):
-    proc = run_mpi("equivalence.py", str(tmp_path))
+# the ranks of one machine sum their gradients through shared memory; FASTNN_MPI_SHM=0 (and
+# ranks on several machines) use the in-place Allreduce
+@pytest.mark.parametrize("shm", ["1", "0"])
+def test_equivalence_to_single_process(tmp_path, shm):
+    proc = run_mpi("equivalence.py", str(tmp_path), FASTNN_MPI_SHM=shm)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = [line.split() for line in proc.stdout.splitlines() if line.startswith("CHECK")]
     done = [line.split() for line in proc.stdout.splitlines() if line.startswith("DONE")]

@@ -40,6 +40,7 @@ loss_grad = _kernels.loss_grad
 # data-parallel training's split step (csrc/fnn_apply.h): gradient, then the update
 grad_step = _kernels.grad_step
 apply_update = _kernels.apply_update
+apply_update_sum = _kernels.apply_update_sum
 Workspace = _kernels.Workspace
 abs_peak = _kernels.abs_peak   # one-pass input check for the Model API (via the registry)
 
