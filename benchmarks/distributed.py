@@ -14,7 +14,8 @@ start-up broadcast and check are left out), test accuracy after the last epoch, 
 ``--phases N`` times N steps of ``--preset`` (batch 256 per rank, MNIST rows) three ways: the
 fused single-process step, the split step (gradient, update) with no communication (the
 ceiling the machine allows two ranks, whatever the communication costs), and the split step
-with the Allreduce between its halves; wall and CPU ms per phase.
+with the Allreduce between its halves, and (ranks on one machine) with the shared-memory sum
+that fit(comm=...) uses there (its barrier counts as update); wall and CPU ms per phase.
 """
 
 from __future__ import annotations
@@ -114,7 +115,15 @@ def phases(a, comm, rank):
     size = 1 if comm is None else comm.Get_size()
     clocks = (time.perf_counter, time.process_time)
     out = {}
-    for mode in ("fused", "split", "allreduce", "fused"):
+    shared = None
+    modes = ["fused", "split", "fused"]
+    if comm is not None:
+        from mpi4py import MPI
+
+        from fastnn.distributed import _SharedGrads
+        shared = _SharedGrads.create(comm, MPI, model)
+        modes[2:2] = ["allreduce"] + (["shared"] if shared is not None else [])
+    for mode in modes:
         if comm is not None:
             comm.Barrier()
         t = np.zeros((2, 3))   # (wall, cpu) x (gradient, allreduce, update)
@@ -124,14 +133,17 @@ def phases(a, comm, rank):
             t[:, 0] = [c() - s for c, s in zip(clocks, t0, strict=True)]
         else:
             for s in range(steps):
+                g = shared.mine() if mode == "shared" else grad
                 t0 = [c() for c in clocks]
-                grad_step(net, x, y, order, s * bs, bs, grad, ws, 1.0 / (bs * size), 1)
+                grad_step(net, x, y, order, s * bs, bs, g, ws, 1.0 / (bs * size), 1)
                 t1 = [c() for c in clocks]
-                if comm is not None and mode == "allreduce":
-                    from mpi4py import MPI
+                if mode == "allreduce":
                     comm.Allreduce(MPI.IN_PLACE, grad, op=MPI.SUM)
                 t2 = [c() for c in clocks]
-                update(net, opt, grad)
+                if mode == "shared":   # barrier and summed update together
+                    shared.sum_and_update(net, opt, update)
+                else:
+                    update(net, opt, grad)
                 t3 = [c() for c in clocks]
                 t += np.subtract([t1, t2, t3], [t0, t1, t2]).T
         ms = t / steps * 1e3
@@ -141,6 +153,8 @@ def phases(a, comm, rank):
                     for j, part in enumerate(("grad", "allreduce", "update"))
                     if mode != "fused" or part == "grad"}
         out[key]["wall_step_ms"] = round(float(ms[0].sum()), 3)
+    if shared is not None:
+        shared.close()
     rows = [out] if comm is None else comm.gather(out)
     if rank == 0:
         print(json.dumps({"phases": steps, "preset": a.preset, "batch_per_rank": bs,

@@ -187,3 +187,23 @@ def test_registry_falls_back_to_loss_grad_for_other_backends():
     assert loss == pytest.approx(ref_loss, rel=1e-13)
     assert rel(grad, ref_grad) <= 1e-13
     assert update_fn(Minimal) is npb.apply_update
+
+
+@pytest.mark.skipif("cython" not in NATIVE, reason="cython backend not built")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cython_apply_update_sum_adds_the_gradients_in_order(dtype):
+    """The shared-memory step: the update from g0 + g1 + g2 equals the update from their sum,
+    bit for bit (the same additions, in the same order)."""
+    g = np.random.default_rng(5)
+    models = [wide_model(dtype, fn.Adam(1e-2, weight_decay=1e-3)) for _ in range(2)]
+    for m in models:
+        m.optimizer.bind(m.net.n_params, m.dtype)
+    be = get_backend("cython")
+    for _ in range(2):
+        parts = [g.normal(size=models[0].params.shape).astype(dtype) for _ in range(3)]
+        be.apply_update(models[0].net, models[0].optimizer, parts[0] + parts[1] + parts[2])
+        be.apply_update_sum(models[1].net, models[1].optimizer, parts)
+    np.testing.assert_array_equal(models[0].params, models[1].params)
+    np.testing.assert_array_equal(models[0].optimizer.v, models[1].optimizer.v)
+    with pytest.raises(ValueError, match="gradients"):
+        be.apply_update_sum(models[1].net, models[1].optimizer, [])
