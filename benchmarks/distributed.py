@@ -95,10 +95,12 @@ def _phase_data(bs, steps, rank, dtype):
 def phases(a, comm, rank):
     """ms per step (wall and CPU) of one rank's step, split in gradient, Allreduce and update.
 
-    Three modes, each over the same N batches of MNIST: ``fused`` is the single-process step
-    (train_steps, N steps in one call), ``split`` the gradient and update halves with no
-    communication (two ranks that never wait for each other: the ceiling of per-step
-    averaging), ``allreduce`` the data-parallel step itself (fit(comm=...) with sync_every=1).
+    Modes, each over the same N batches of MNIST: ``alone`` is rank 0's single-process step
+    (train_steps, N steps in one call) while the other ranks sleep; ``fused`` the same on every
+    rank at once (independent processes: the machine's ceiling); ``split`` the gradient and
+    update halves with no communication; ``allreduce`` and ``shared`` the data-parallel step
+    (fit(comm=...) with sync_every=1) summing by Allreduce or through shared memory. The
+    speed-ups are size x alone / (the slowest rank's step).
     """
     import time
 
@@ -122,12 +124,18 @@ def phases(a, comm, rank):
 
         from fastnn.distributed import _SharedGrads
         shared = _SharedGrads.create(comm, MPI, model)
-        modes[2:2] = ["allreduce"] + (["shared"] if shared is not None else [])
+        modes = ["alone", "fused", "split", "allreduce"] + (["shared"] if shared else []) \
+            + ["alone", "fused"]
     for mode in modes:
         if comm is not None:
             comm.Barrier()
         t = np.zeros((2, 3))   # (wall, cpu) x (gradient, allreduce, update)
-        if mode == "fused":
+        if mode == "alone" and rank > 0:   # rank 0 alone: the others sleep till it is done
+            req = comm.Ibarrier()
+            while not req.Test():
+                time.sleep(0.002)
+            continue
+        if mode in ("fused", "alone"):
             t0 = [c() for c in clocks]
             be.train_steps(net, opt, x, y, order, 0, steps, bs, ws, 1)
             t[:, 0] = [c() - s for c, s in zip(clocks, t0, strict=True)]
@@ -146,19 +154,28 @@ def phases(a, comm, rank):
                     update(net, opt, grad)
                 t3 = [c() for c in clocks]
                 t += np.subtract([t1, t2, t3], [t0, t1, t2]).T
+        if mode == "alone":
+            comm.Ibarrier().Wait()
         ms = t / steps * 1e3
         key = mode if mode not in out else mode + "_again"
         out[key] = {f"{clock}_{part}_ms": round(float(ms[i, j]), 3)
                     for i, clock in enumerate(("wall", "cpu"))
                     for j, part in enumerate(("grad", "allreduce", "update"))
-                    if mode != "fused" or part == "grad"}
+                    if mode not in ("fused", "alone") or part == "grad"}
         out[key]["wall_step_ms"] = round(float(ms[0].sum()), 3)
     if shared is not None:
         shared.close()
     rows = [out] if comm is None else comm.gather(out)
     if rank == 0:
-        print(json.dumps({"phases": steps, "preset": a.preset, "batch_per_rank": bs,
-                          "dtype": a.dtype, "per_rank": rows}))
+        res = {"phases": steps, "preset": a.preset, "batch_per_rank": bs, "dtype": a.dtype,
+               "per_rank": rows}
+        if "alone" in out:   # speed-ups over rank 0 alone, from the slowest rank's step
+            alone = min(out["alone"]["wall_step_ms"], out["alone_again"]["wall_step_ms"])
+            for mode in ("fused", "allreduce", "shared"):
+                if mode in out:
+                    step = max(r[mode]["wall_step_ms"] for r in rows)
+                    res[f"speedup_{mode}"] = round(size * alone / step, 3)
+        print(json.dumps(res))
     return 0
 
 

@@ -5,10 +5,12 @@
 - Start: every rank checks that its model (layers, loss, dtype, optimiser) and fit arguments
   (batch size, epochs, shuffle, sync_every, validation) match rank 0's, or every rank raises;
   then rank 0's parameters, optimiser state and shuffle seed are broadcast.
-- ``sync_every=1``: per step each rank takes the gradient of its batch (backend ``loss_grad``),
-  one in-place ``Allreduce`` of the flat gradient buffer sums the row-weighted gradients, and
-  every rank applies the same update. With equal batches this is exactly one step on the
-  concatenation of all ranks' batches.
+- ``sync_every=1``: per step each rank takes the gradient of its batch (backend ``grad_step``,
+  scaled by 1 / the step's rows over every rank), the ranks' gradients are summed, and every
+  rank applies the same update (backend ``apply_update``). The sum: through shared memory when
+  every rank is on one machine (``_SharedGrads``), else one in-place ``Allreduce`` of the flat
+  gradient buffer. With equal batches this is exactly one step on the concatenation of all
+  ranks' batches.
 - ``sync_every=K > 1``: local SGD. Each rank runs K fused steps (backend ``train_steps``), then
   one ``Allreduce`` averages parameters and optimiser state.
 - Steps per epoch: every rank runs S = min over ranks of ceil(n_rank / batch_size) steps, so no
