@@ -167,13 +167,12 @@ static void NAME(apply_update)(const fnn_net *net, void *Pv, const fnn_opt *op,
     const REAL *const *G = (const REAL *const *)Gv;
     NAME(opt_scalars) o;
     NAME(opt_scalars_init)(&o, op, op->t);
+#ifdef _OPENMP
     int T = nthreads < 1 ? 1 : nthreads;
     if (net->n_params < 4 * FNN_APPLY_PIECE) T = 1;
-#ifndef _OPENMP
-    T = 1;
-#endif
-#ifdef _OPENMP
 #pragma omp parallel num_threads(T) if (T > 1)
+#else
+    (void)nthreads;
 #endif
     for (int s = 0; s < 2 * net->L; s++) {
         const int l = s / 2, bias = s % 2;
