@@ -123,12 +123,14 @@ def phases(a, comm, rank):
         from mpi4py import MPI
 
         from fastnn.distributed import _SharedGrads
-        shared = _SharedGrads.create(comm, MPI, model)
-        modes = ["alone", "fused", "split", "allreduce"] + (["shared"] if shared else []) \
-            + ["alone", "fused"]
+        modes = ["alone", "fused", "split", "allreduce", "shared", "alone", "fused"]
     for mode in modes:
         if comm is not None:
             comm.Barrier()
+        if mode == "shared":   # the parameters move to shared memory for this mode only
+            shared = _SharedGrads.create(comm, MPI, model)
+            if shared is None:
+                continue
         t = np.zeros((2, 3))   # (wall, cpu) x (gradient, allreduce, update)
         if mode == "alone" and rank > 0:   # rank 0 alone: the others sleep till it is done
             req = comm.Ibarrier()
@@ -148,14 +150,16 @@ def phases(a, comm, rank):
                 if mode == "allreduce":
                     comm.Allreduce(MPI.IN_PLACE, grad, op=MPI.SUM)
                 t2 = [c() for c in clocks]
-                if mode == "shared":   # barrier and summed update together
-                    shared.sum_and_update(net, opt, update)
+                if mode == "shared":   # barriers and this rank's slice of the update
+                    shared.sum_and_update(net, opt)
                 else:
                     update(net, opt, grad)
                 t3 = [c() for c in clocks]
                 t += np.subtract([t1, t2, t3], [t0, t1, t2]).T
         if mode == "alone":
             comm.Ibarrier().Wait()
+        if mode == "shared":
+            shared.close()
         ms = t / steps * 1e3
         key = mode if mode not in out else mode + "_again"
         out[key] = {f"{clock}_{part}_ms": round(float(ms[i, j]), 3)
@@ -163,8 +167,6 @@ def phases(a, comm, rank):
                     for j, part in enumerate(("grad", "allreduce", "update"))
                     if mode not in ("fused", "alone") or part == "grad"}
         out[key]["wall_step_ms"] = round(float(ms[0].sum()), 3)
-    if shared is not None:
-        shared.close()
     rows = [out] if comm is None else comm.gather(out)
     if rank == 0:
         res = {"phases": steps, "preset": a.preset, "batch_per_rank": bs, "dtype": a.dtype,

@@ -7,7 +7,8 @@ cdef extern from "fnn_apply_api.h" nogil:
                                     const void *, int64_t, const int64_t *, int64_t, double,
                                     void *, int, int, int64_t *, int *) noexcept nogil
     ctypedef void (*apply_update_fn)(const fnn_net *, void *, const fnn_opt *,
-                                     const void *const *, int, int) noexcept nogil
+                                     const void *const *, int, int64_t, int64_t,
+                                     int) noexcept nogil
 
     ctypedef struct fnn_apply_kernels:
         grad_step_fn grad_step
@@ -102,10 +103,12 @@ def apply_update(net, opt, grad):
     apply_update_sum(net, opt, (grad,))
 
 
-def apply_update_sum(net, opt, grads):
+def apply_update_sum(net, opt, grads, Py_ssize_t lo=0, Py_ssize_t hi=-1):
     """apply_update from the sum of the gradients ``grads`` (a sequence of arrays), added in
-    their order while updating, with no summed copy: ranks that share one machine read each
-    other's gradients from shared memory and all compute the same bits."""
+    their order while updating, with no summed copy; only parameters [lo, hi) (hi < 0: to the
+    end) and their optimiser state change, but the step is counted. Ranks that share one
+    machine read each other's gradients from shared memory, each updating its own part of
+    shared parameters."""
     cdef fnn_net d
     cdef fnn_opt o
     cdef int is_f64, typenum, nth, K, i
@@ -122,10 +125,14 @@ def apply_update_sum(net, opt, grads):
         raise ValueError(f"grads: expected 1 to {MAX_SUMMED} gradients, got {K}")
     for i in range(K):
         gps[i] = _arr(grads[i], "grad", typenum, d.n_params, -1)
+    if hi < 0:
+        hi = d.n_params
+    if lo < 0 or lo > hi or hi > d.n_params:
+        raise ValueError(f"parameter range [{lo}, {hi}) is not within [0, {d.n_params})")
     _fill_opt(&o, opt, typenum, d.n_params)
     o.t += 1
     nth = _nthreads()
     k = fnn_apply_get(is_f64)
     with nogil:
-        k.apply_update(&d, pp, &o, gps, K, nth)
+        k.apply_update(&d, pp, &o, gps, K, lo, hi, nth)
     opt.t += 1

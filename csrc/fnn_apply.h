@@ -157,11 +157,12 @@ static void NAME(update_summed)(REAL *P, int64_t off, const REAL *const *G, int 
     }
 }
 
-/* One optimiser step of every parameter from the ready gradient G[0] (K = 1) or the sum of
- * K gradients (the ranks' own, read from shared memory); op->t is this step's number
+/* One optimiser step of the parameters [lo, hi) from the ready gradient G[0] (K = 1) or the
+ * sum of K gradients (the ranks' own, read from shared memory); op->t is this step's number
  * (already counted). Weight decay applies to weights, not biases; G is left unchanged. */
 static void NAME(apply_update)(const fnn_net *net, void *Pv, const fnn_opt *op,
-                               const void *const *Gv, int K, int nthreads)
+                               const void *const *Gv, int K, int64_t lo, int64_t hi,
+                               int nthreads)
 {
     REAL *P = (REAL *)Pv;
     const REAL *const *G = (const REAL *const *)Gv;
@@ -169,23 +170,25 @@ static void NAME(apply_update)(const fnn_net *net, void *Pv, const fnn_opt *op,
     NAME(opt_scalars_init)(&o, op, op->t);
 #ifdef _OPENMP
     int T = nthreads < 1 ? 1 : nthreads;
-    if (net->n_params < 4 * FNN_APPLY_PIECE) T = 1;
+    if (hi - lo < 4 * FNN_APPLY_PIECE) T = 1;
 #pragma omp parallel num_threads(T) if (T > 1)
 #else
     (void)nthreads;
 #endif
     for (int s = 0; s < 2 * net->L; s++) {
         const int l = s / 2, bias = s % 2;
-        const int64_t off = bias ? net->boff[l] : net->woff[l];
-        const int64_t len = bias ? net->n[l + 1] : (int64_t)net->n[l] * net->n[l + 1];
-        const int64_t np = (len + FNN_APPLY_PIECE - 1) / FNN_APPLY_PIECE;
+        int64_t a = bias ? net->boff[l] : net->woff[l];
+        int64_t b = a + (bias ? net->n[l + 1] : (int64_t)net->n[l] * net->n[l + 1]);
+        a = a > lo ? a : lo;   /* this segment's part of [lo, hi) */
+        b = b < hi ? b : hi;
+        const int64_t np = b > a ? (b - a + FNN_APPLY_PIECE - 1) / FNN_APPLY_PIECE : 0;
 #ifdef _OPENMP
 #pragma omp for schedule(static) nowait
 #endif
         for (int64_t k = 0; k < np; k++) {
-            const int64_t lo = k * FNN_APPLY_PIECE;
-            const int64_t n = len - lo < FNN_APPLY_PIECE ? len - lo : FNN_APPLY_PIECE;
-            NAME(update_summed)(P, off + lo, G, K, n, &o, !bias);
+            const int64_t p0 = a + k * FNN_APPLY_PIECE;
+            const int64_t n = b - p0 < FNN_APPLY_PIECE ? b - p0 : FNN_APPLY_PIECE;
+            NAME(update_summed)(P, p0, G, K, n, &o, !bias);
         }
     }
 }

@@ -13,10 +13,10 @@ typedef struct {
     double (*grad_step)(const fnn_net *, fnn_ws *, const void *P, const void *x, const void *y,
                         int64_t N, const int64_t *rows, int64_t B, double scale, void *G,
                         int acc_mode, int nthreads, int64_t *correct, int *status);
-    /* one optimiser step from G[0] + ... + G[K-1] (summed in that order); op->t is this
-     * step's number */
+    /* one optimiser step of the parameters [lo, hi) from G[0] + ... + G[K-1] (summed in
+     * that order); op->t is this step's number */
     void (*apply_update)(const fnn_net *, void *P, const fnn_opt *op, const void *const *G,
-                         int K, int nthreads);
+                         int K, int64_t lo, int64_t hi, int nthreads);
     const char *isa;
 } fnn_apply_kernels;
 

@@ -249,14 +249,13 @@ class _Run:
                     err = exc
             if err is not None:
                 grad.fill(np.nan)
-            if shared is None:
-                comm.Allreduce(in_place, grad, op=op_sum)
             try:
-                if shared is None:
+                if shared is not None:   # every rank joins, a failed one with its NaN
+                    shared.sum_and_update(net, opt)
+                else:
+                    comm.Allreduce(in_place, grad, op=op_sum)
                     if err is None:
                         self.update(net, opt, grad)
-                else:
-                    shared.sum_and_update(net, opt, self.update, run=err is None)
             except Exception as exc:  # noqa: BLE001 - as above
                 err = err or exc
         return (loss_sum, correct, rows), err
@@ -318,20 +317,23 @@ class _Run:
 class _SharedGrads:
     """Per-step gradient sums through shared memory, for ranks that share one machine.
 
-    Each rank's gradient goes straight into its slot of an MPI shared-memory window; after one
-    barrier every rank updates from the sum of all the slots, added in rank order while it
-    updates (backend ``apply_update_sum``), so every rank computes the same bits with no
-    Allreduce and no copy. Each rank has two slots, used by turns: a slot is written again two
-    steps later, after every rank passed the barrier that ends the reads of it.
-    FASTNN_MPI_SHM=0 turns this off (the in-place Allreduce instead).
+    For the whole fit the parameters and optimiser state live once, in an MPI shared-memory
+    window (net.params, opt.m and opt.v point there; copied back by ``close``). Each step every
+    rank writes its gradient into its own shared buffer; after a barrier, rank r updates its
+    own slice of the parameters (and of the optimiser state) from the sum of every rank's
+    gradient, added in rank order (backend ``apply_update_sum``); a second barrier hands the
+    updated parameters to every rank. No Allreduce, no copy, and each rank does 1/size of the
+    update. FASTNN_MPI_SHM=0 turns this off (the in-place Allreduce instead), as do backends
+    without ``apply_update_sum`` (the Cython backend has it).
     """
 
-    MAX_RANKS = 8   # the update reads every rank's gradient: past a few ranks, Allreduce
+    MAX_RANKS = 8   # every rank reads every gradient: past a few ranks, Allreduce
 
     @classmethod
     def create(cls, comm, MPI, model):
         size = comm.Get_size()
-        want = os.environ.get("FASTNN_MPI_SHM", "1") != "0" and 1 < size <= cls.MAX_RANKS
+        want = (os.environ.get("FASTNN_MPI_SHM", "1") != "0" and 1 < size <= cls.MAX_RANKS
+                and hasattr(model.backend, "apply_update_sum"))
         node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
         ok = want and node.Get_size() == size
         if not comm.allreduce(int(ok), op=MPI.MIN):
@@ -340,41 +342,64 @@ class _SharedGrads:
         return cls(node, MPI, model)
 
     def __init__(self, node, MPI, model):
-        dt, n = model.dtype, model.params.size
-        pad = -(-n * dt.itemsize // 64) * 64 // dt.itemsize   # slots start on 64-byte lines
-        self.node, self.rank = node, node.Get_rank()
-        self.win = MPI.Win.Allocate_shared(2 * pad * dt.itemsize, dt.itemsize, comm=node)
+        opt, dt, n = model.optimizer, model.dtype, model.params.size
+        line = 64 // dt.itemsize                      # buffers and slices on 64-byte lines
+        pad = -(-n // line) * line
+        rank, size = node.Get_rank(), node.Get_size()
+        self.node, self.model, self.rank = node, model, rank
+        self.names = [k for k in ("m", "v") if getattr(opt, k) is not None
+                      and getattr(opt, k).size]
+        # every rank's segment: its gradient; rank 0's also the parameters and optimiser state
+        rows = 1 + (1 + len(self.names) if rank == 0 else 0)
+        self.win = MPI.Win.Allocate_shared(rows * pad * dt.itemsize, dt.itemsize, comm=node)
         self.win.Lock_all(MPI.MODE_NOCHECK)
-        self.slots = []
-        for r in range(node.Get_size()):
+
+        def segment(r, k):
             mem, _ = self.win.Shared_query(r)
-            self.slots.append(np.frombuffer(mem, dtype=dt, count=2 * pad).reshape(2, pad)[:, :n])
-        self.turn = 0
-        self.sum_update = getattr(model.backend, "apply_update_sum", None)
-        self.total = None if self.sum_update else np.empty(n, dtype=dt)
+            return np.frombuffer(mem, dtype=dt, count=k * pad).reshape(k, pad)[:, :n]
 
-    def mine(self):
-        """This rank's gradient buffer for the current step."""
-        return self.slots[self.rank][self.turn]
+        self.grads = [segment(r, 1)[0] for r in range(size)]
+        common = segment(0, 2 + len(self.names))[1:]
+        own = [model.net.params] + [getattr(opt, k) for k in self.names]
+        if rank == 0:
+            for dst, src in zip(common, own, strict=True):
+                dst[...] = src
+        self._barrier()
+        self.saved = own
+        model.net.params = common[0]
+        for k, buf in zip(self.names, common[1:], strict=True):
+            setattr(opt, k, buf)
+        cut = [r * n // size // line * line for r in range(size)] + [n]
+        self.lo, self.hi = cut[rank], cut[rank + 1]
+        self.sum_update = model.backend.apply_update_sum
 
-    def sum_and_update(self, net, opt, update, run=True):
-        """Wait for every rank's gradient, then (run) update from their sum."""
-        parts = [slot[self.turn] for slot in self.slots]
+    def _barrier(self):
         self.win.Sync()
         self.node.Barrier()
         self.win.Sync()
-        self.turn ^= 1
-        if not run:
-            return
-        if self.sum_update is not None:
-            self.sum_update(net, opt, parts)
-            return
-        np.add(parts[0], parts[1], out=self.total)
-        for p in parts[2:]:
-            self.total += p
-        update(net, opt, self.total)
+
+    def mine(self):
+        """This rank's gradient buffer."""
+        return self.grads[self.rank]
+
+    def sum_and_update(self, net, opt):
+        """Wait for every rank's gradient, update this rank's slice, wait for every slice."""
+        self._barrier()
+        try:
+            self.sum_update(net, opt, self.grads, self.lo, self.hi)
+        finally:
+            self._barrier()
 
     def close(self):
+        """Copy the shared parameters and state back into the model's own arrays; free."""
+        model, opt = self.model, self.model.optimizer
+        own = self.saved
+        own[0][...] = model.net.params
+        model.net.params = own[0]
+        for k, buf in zip(self.names, own[1:], strict=True):
+            buf[...] = getattr(opt, k)
+            setattr(opt, k, buf)
+        self._barrier()   # no rank frees the window while another still copies
         self.win.Unlock_all()
         self.win.Free()
         self.node.Free()
