@@ -122,13 +122,13 @@ def phases(a, comm, rank):
     if comm is not None:
         from mpi4py import MPI
 
-        from fastnn.distributed import _SharedGrads
+        from fastnn._shared_step import SharedGrads
         modes = ["alone", "fused", "split", "allreduce", "shared", "alone", "fused"]
     for mode in modes:
         if comm is not None:
             comm.Barrier()
         if mode == "shared":   # the parameters move to shared memory for this mode only
-            shared = _SharedGrads.create(comm, MPI, model)
+            shared = SharedGrads.create(comm, MPI, model)
             if shared is None:
                 continue
         t = np.zeros((2, 3))   # (wall, cpu) x (gradient, allreduce, update)

@@ -23,12 +23,12 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 
 import numpy as np
 
 from . import _validate as V
+from ._shared_step import SharedGrads as _SharedGrads
 from .backends import abs_peak, grad_step_fn, update_fn
 from .codes import ACC_NONE
 from .model import SAMPLES_PER_CALL, DivergenceError, History, _defer_sigint, _format_logs
@@ -312,94 +312,3 @@ class _Run:
         buf = np.array([ev.loss * nv, acc * nv, nv], dtype=np.float64)
         self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
         return buf[0] / buf[2], None if ev.accuracy is None else buf[1] / buf[2]
-
-
-class _SharedGrads:
-    """Per-step gradient sums through shared memory, for ranks that share one machine.
-
-    For the whole fit the parameters and optimiser state live once, in an MPI shared-memory
-    window (net.params, opt.m and opt.v point there; copied back by ``close``). Each step every
-    rank writes its gradient into its own shared buffer; after a barrier, rank r updates its
-    own slice of the parameters (and of the optimiser state) from the sum of every rank's
-    gradient, added in rank order (backend ``apply_update_sum``); a second barrier hands the
-    updated parameters to every rank. No Allreduce, no copy, and each rank does 1/size of the
-    update. FASTNN_MPI_SHM=0 turns this off (the in-place Allreduce instead), as do backends
-    without ``apply_update_sum`` (the Cython backend has it).
-    """
-
-    MAX_RANKS = 8   # every rank reads every gradient: past a few ranks, Allreduce
-
-    @classmethod
-    def create(cls, comm, MPI, model):
-        size = comm.Get_size()
-        want = (os.environ.get("FASTNN_MPI_SHM", "1") != "0" and 1 < size <= cls.MAX_RANKS
-                and hasattr(model.backend, "apply_update_sum"))
-        node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
-        ok = want and node.Get_size() == size
-        if not comm.allreduce(int(ok), op=MPI.MIN):
-            node.Free()
-            return None
-        return cls(node, MPI, model)
-
-    def __init__(self, node, MPI, model):
-        opt, dt, n = model.optimizer, model.dtype, model.params.size
-        line = 64 // dt.itemsize                      # buffers and slices on 64-byte lines
-        pad = -(-n // line) * line
-        rank, size = node.Get_rank(), node.Get_size()
-        self.node, self.model, self.rank = node, model, rank
-        self.names = [k for k in ("m", "v") if getattr(opt, k) is not None
-                      and getattr(opt, k).size]
-        # every rank's segment: its gradient; rank 0's also the parameters and optimiser state
-        rows = 1 + (1 + len(self.names) if rank == 0 else 0)
-        self.win = MPI.Win.Allocate_shared(rows * pad * dt.itemsize, dt.itemsize, comm=node)
-        self.win.Lock_all(MPI.MODE_NOCHECK)
-
-        def segment(r, k):
-            mem, _ = self.win.Shared_query(r)
-            return np.frombuffer(mem, dtype=dt, count=k * pad).reshape(k, pad)[:, :n]
-
-        self.grads = [segment(r, 1)[0] for r in range(size)]
-        common = segment(0, 2 + len(self.names))[1:]
-        own = [model.net.params] + [getattr(opt, k) for k in self.names]
-        if rank == 0:
-            for dst, src in zip(common, own, strict=True):
-                dst[...] = src
-        self._barrier()
-        self.saved = own
-        model.net.params = common[0]
-        for k, buf in zip(self.names, common[1:], strict=True):
-            setattr(opt, k, buf)
-        cut = [r * n // size // line * line for r in range(size)] + [n]
-        self.lo, self.hi = cut[rank], cut[rank + 1]
-        self.sum_update = model.backend.apply_update_sum
-
-    def _barrier(self):
-        self.win.Sync()
-        self.node.Barrier()
-        self.win.Sync()
-
-    def mine(self):
-        """This rank's gradient buffer."""
-        return self.grads[self.rank]
-
-    def sum_and_update(self, net, opt):
-        """Wait for every rank's gradient, update this rank's slice, wait for every slice."""
-        self._barrier()
-        try:
-            self.sum_update(net, opt, self.grads, self.lo, self.hi)
-        finally:
-            self._barrier()
-
-    def close(self):
-        """Copy the shared parameters and state back into the model's own arrays; free."""
-        model, opt = self.model, self.model.optimizer
-        own = self.saved
-        own[0][...] = model.net.params
-        model.net.params = own[0]
-        for k, buf in zip(self.names, own[1:], strict=True):
-            buf[...] = getattr(opt, k)
-            setattr(opt, k, buf)
-        self._barrier()   # no rank frees the window while another still copies
-        self.win.Unlock_all()
-        self.win.Free()
-        self.node.Free()

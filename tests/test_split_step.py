@@ -207,3 +207,27 @@ def test_cython_apply_update_sum_adds_the_gradients_in_order(dtype):
     np.testing.assert_array_equal(models[0].optimizer.v, models[1].optimizer.v)
     with pytest.raises(ValueError, match="gradients"):
         be.apply_update_sum(models[1].net, models[1].optimizer, [])
+
+
+@pytest.mark.skipif("cython" not in NATIVE, reason="cython backend not built")
+def test_cython_apply_update_sum_updates_only_its_slice():
+    """Ranks sharing the parameters each update a slice: the slices make the whole update."""
+    g = np.random.default_rng(6)
+    models = [wide_model("float32", fn.SGD(0.1, momentum=0.9, weight_decay=1e-3))
+              for _ in range(2)]
+    for m in models:
+        m.optimizer.bind(m.net.n_params, m.dtype)
+    whole, sliced = models
+    be = get_backend("cython")
+    parts = [g.normal(size=whole.params.shape).astype("float32") for _ in range(2)]
+    be.apply_update_sum(whole.net, whole.optimizer, parts)
+    cut = 40 * 64 + 16                      # inside layer 0's weights
+    before = sliced.params.copy()
+    be.apply_update_sum(sliced.net, sliced.optimizer, parts, 0, cut)
+    np.testing.assert_array_equal(sliced.params[cut:], before[cut:])
+    sliced.optimizer.t -= 1                 # the other rank's optimiser counts its own step
+    be.apply_update_sum(sliced.net, sliced.optimizer, parts, cut, sliced.params.size)
+    np.testing.assert_array_equal(sliced.params, whole.params)
+    np.testing.assert_array_equal(sliced.optimizer.m, whole.optimizer.m)
+    with pytest.raises(ValueError, match="range"):
+        be.apply_update_sum(sliced.net, sliced.optimizer, parts, 10, 5)
