@@ -11,9 +11,11 @@ start-up broadcast and check are left out), test accuracy after the last epoch, 
 
     mpiexec -n 2 python -m benchmarks.distributed --phases 32    # where a step's time goes
 
-``--phases N`` times N wide-512 steps (batch 256 per rank, random data) split into gradient,
-Allreduce and update, then the same N steps with no communication at all: the ceiling that
-the machine allows two ranks, whatever the communication costs.
+``--phases N`` times N steps of ``--preset`` (batch 256 per rank, MNIST rows) three ways: the
+fused single-process step, the split step (gradient, update) with no communication (the
+ceiling the machine allows two ranks, whatever the communication costs), and the split step
+with the Allreduce between its halves, and (ranks on one machine) with the shared-memory sum
+that fit(comm=...) uses there (its barrier counts as update); wall and CPU ms per phase.
 """
 
 from __future__ import annotations
@@ -74,39 +76,108 @@ def main(argv=None):
     return 0
 
 
+def _phase_data(bs, steps, rank, dtype):
+    """MNIST rows for ``steps`` batches (rank r takes its own block); random if unavailable."""
+    from fastnn.datasets import load_mnist
+
+    n = bs * steps
+    try:
+        (x, y), _ = load_mnist(verbose=False)
+        lo = (rank * n) % (len(x) - n)
+        x, labels = x[lo:lo + n], np.asarray(y[lo:lo + n]).astype(np.int64)
+    except Exception:  # noqa: BLE001 - no MNIST here: dense random rows (no zero inputs)
+        g = np.random.default_rng(rank)
+        x, labels = g.random((n, 784)), g.integers(0, 10, n)
+    return (np.ascontiguousarray(x, dtype=dtype),
+            np.eye(10, dtype=dtype)[labels])
+
+
 def phases(a, comm, rank):
-    """ms per step in gradient, Allreduce and update; then the steps with no communication."""
+    """ms per step (wall and CPU) of one rank's step, split in gradient, Allreduce and update.
+
+    Modes, each over the same N batches of MNIST: ``alone`` is rank 0's single-process step
+    (train_steps, N steps in one call) while the other ranks sleep; ``fused`` the same on every
+    rank at once (independent processes: the machine's ceiling); ``split`` the gradient and
+    update halves with no communication; ``allreduce`` and ``shared`` the data-parallel step
+    (fit(comm=...) with sync_every=1) summing by Allreduce or through shared memory. The
+    speed-ups are size x alone / (the slowest rank's step).
+    """
     import time
 
     import fastnn.presets
-    from fastnn.backends import apply_update
+    from fastnn.backends import grad_step_fn, update_fn
 
-    g = np.random.default_rng(rank)
-    bs = a.batch_size or 256
-    x = g.random((bs * a.phases, 784), dtype=np.float32)
-    y = np.eye(10, dtype=np.float32)[g.integers(0, 10, len(x))]
-    model = fastnn.presets.build("wide-512", seed=0)
-    be, grad = model.backend, np.empty_like(model.params)
-    ws = model._train_workspace(bs)
+    bs, steps = a.batch_size or 256, a.phases
+    model = fastnn.presets.build(a.preset, seed=0, dtype=a.dtype)
+    x, y = _phase_data(bs, steps, rank, model.dtype)
+    net, opt, be = model.net, model.optimizer, model.backend
+    grad, ws = np.empty_like(model.params), model._train_workspace(bs)
+    order = np.arange(len(x), dtype=np.int64)
+    grad_step, update = grad_step_fn(be), update_fn(be)
+    size = 1 if comm is None else comm.Get_size()
+    clocks = (time.perf_counter, time.process_time)
     out = {}
-    for mode in ("allreduce", "no-communication"):
-        t = np.zeros(3)
-        for s in range(a.phases):
-            t0 = time.perf_counter()
-            be.loss_grad(model.net, x[s * bs:(s + 1) * bs], y[s * bs:(s + 1) * bs], grad, ws)
-            t1 = time.perf_counter()
-            if comm is not None and mode == "allreduce":
-                from mpi4py import MPI
-                comm.Allreduce(MPI.IN_PLACE, grad, op=MPI.SUM)
-            t2 = time.perf_counter()
-            apply_update(be, model.net, model.optimizer, grad)
-            t += [t1 - t0, t2 - t1, time.perf_counter() - t2]
-        ms = t / a.phases * 1e3
-        out[mode] = {"grad_ms": round(ms[0], 2), "allreduce_ms": round(ms[1], 2),
-                     "update_ms": round(ms[2], 2), "step_ms": round(ms.sum(), 2)}
+    shared = None
+    modes = ["fused", "split", "fused"]
+    if comm is not None:
+        from mpi4py import MPI
+
+        from fastnn._shared_step import SharedGrads
+        modes = ["alone", "fused", "split", "allreduce", "shared", "alone", "fused"]
+    for mode in modes:
+        if comm is not None:
+            comm.Barrier()
+        if mode == "shared":   # the parameters move to shared memory for this mode only
+            shared = SharedGrads.create(comm, MPI, model)
+            if shared is None:
+                continue
+        t = np.zeros((2, 3))   # (wall, cpu) x (gradient, allreduce, update)
+        if mode == "alone" and rank > 0:   # rank 0 alone: the others sleep till it is done
+            req = comm.Ibarrier()
+            while not req.Test():
+                time.sleep(0.002)
+            continue
+        if mode in ("fused", "alone"):
+            t0 = [c() for c in clocks]
+            be.train_steps(net, opt, x, y, order, 0, steps, bs, ws, 1)
+            t[:, 0] = [c() - s for c, s in zip(clocks, t0, strict=True)]
+        else:
+            for s in range(steps):
+                g = shared.mine() if mode == "shared" else grad
+                t0 = [c() for c in clocks]
+                grad_step(net, x, y, order, s * bs, bs, g, ws, 1.0 / (bs * size), 1)
+                t1 = [c() for c in clocks]
+                if mode == "allreduce":
+                    comm.Allreduce(MPI.IN_PLACE, grad, op=MPI.SUM)
+                t2 = [c() for c in clocks]
+                if mode == "shared":   # barriers and this rank's slice of the update
+                    shared.sum_and_update(net, opt)
+                else:
+                    update(net, opt, grad)
+                t3 = [c() for c in clocks]
+                t += np.subtract([t1, t2, t3], [t0, t1, t2]).T
+        if mode == "alone":
+            comm.Ibarrier().Wait()
+        if mode == "shared":
+            shared.close()
+        ms = t / steps * 1e3
+        key = mode if mode not in out else mode + "_again"
+        out[key] = {f"{clock}_{part}_ms": round(float(ms[i, j]), 3)
+                    for i, clock in enumerate(("wall", "cpu"))
+                    for j, part in enumerate(("grad", "allreduce", "update"))
+                    if mode not in ("fused", "alone") or part == "grad"}
+        out[key]["wall_step_ms"] = round(float(ms[0].sum()), 3)
     rows = [out] if comm is None else comm.gather(out)
     if rank == 0:
-        print(json.dumps({"phases": a.phases, "batch_per_rank": bs, "per_rank": rows}))
+        res = {"phases": steps, "preset": a.preset, "batch_per_rank": bs, "dtype": a.dtype,
+               "per_rank": rows}
+        if "alone" in out:   # speed-ups over rank 0 alone, from the slowest rank's step
+            alone = min(out["alone"]["wall_step_ms"], out["alone_again"]["wall_step_ms"])
+            for mode in ("fused", "allreduce", "shared"):
+                if mode in out:
+                    step = max(r[mode]["wall_step_ms"] for r in rows)
+                    res[f"speedup_{mode}"] = round(size * alone / step, 3)
+        print(json.dumps(res))
     return 0
 
 

@@ -135,3 +135,5 @@ def set_tuning(**kw):
     fnn_tune.s0_group_min = cur["s0_group_min"]
     fnn_tune.static_tasks = cur["static_tasks"]
     return dict(fnn_tune)
+
+include "_kernels_apply.pxi"

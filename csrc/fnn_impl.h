@@ -71,6 +71,7 @@ typedef REAL VEC_UNALIGNED __attribute__((vector_size(VBYTES), aligned(sizeof(RE
 #include "fnn_batch.h"
 #include "fnn_batch_step.h"
 #include "fnn_entry.h"
+#include "fnn_apply.h"
 
 #undef NAME
 #undef VEC

@@ -5,10 +5,12 @@
 - Start: every rank checks that its model (layers, loss, dtype, optimiser) and fit arguments
   (batch size, epochs, shuffle, sync_every, validation) match rank 0's, or every rank raises;
   then rank 0's parameters, optimiser state and shuffle seed are broadcast.
-- ``sync_every=1``: per step each rank takes the gradient of its batch (backend ``loss_grad``),
-  one in-place ``Allreduce`` of the flat gradient buffer sums the row-weighted gradients, and
-  every rank applies the same update. With equal batches this is exactly one step on the
-  concatenation of all ranks' batches.
+- ``sync_every=1``: per step each rank takes the gradient of its batch (backend ``grad_step``,
+  scaled by 1 / the step's rows over every rank), the ranks' gradients are summed, and every
+  rank applies the same update (backend ``apply_update``). The sum: through shared memory when
+  every rank is on one machine (``_SharedGrads``), else one in-place ``Allreduce`` of the flat
+  gradient buffer. With equal batches this is exactly one step on the concatenation of all
+  ranks' batches.
 - ``sync_every=K > 1``: local SGD. Each rank runs K fused steps (backend ``train_steps``), then
   one ``Allreduce`` averages parameters and optimiser state.
 - Steps per epoch: every rank runs S = min over ranks of ceil(n_rank / batch_size) steps, so no
@@ -26,7 +28,8 @@ import time
 import numpy as np
 
 from . import _validate as V
-from .backends import abs_peak, apply_update
+from ._shared_step import SharedGrads as _SharedGrads
+from .backends import abs_peak, grad_step_fn, update_fn
 from .codes import ACC_NONE
 from .model import SAMPLES_PER_CALL, DivergenceError, History, _defer_sigint, _format_logs
 
@@ -144,6 +147,7 @@ def fit(model, x, y, *, comm, sync_every, epochs, batch_size, shuffle, validatio
         history.interrupted = True
         raise
     finally:
+        run.close()
         for cb in cbs:
             cb.on_train_end(model)
     return history
@@ -161,8 +165,16 @@ class _Run:
         self.steps = min(-(-n // self.B) for n in shards)
         self.bs_local = min(self.B, self.n)
         self.ws = model._train_workspace(self.bs_local)
-        self.grad = np.empty_like(model.params)
+        self.grad = np.empty_like(model.params)   # the one buffer every step reduces in place
+        self.grad_step = grad_step_fn(model.backend)
+        self.update = update_fn(model.backend)
+        self.shared = _SharedGrads.create(comm, MPI, model) if sync_every == 1 else None
         self.stage = None   # local SGD: parameters and optimiser state side by side
+
+    def close(self):
+        if self.shared is not None:
+            self.shared.close()
+            self.shared = None
 
     def _order(self, epoch):
         if not self.shuffle:
@@ -203,40 +215,50 @@ class _Run:
         loss_sum, correct, rows = totals
         acc = None if self.prep.ts.acc_mode == ACC_NONE or math.isnan(correct) \
             else correct / rows
-        return {"loss": loss_sum / rows, "accuracy": acc, "lr": opt.lr,
+        return {"loss": float(loss_sum / rows), "accuracy": None if acc is None else float(acc),
+                "lr": opt.lr,
                 "samples_per_sec": rows / seconds, "seconds": seconds}
 
     def _grad_steps(self, order, step, k):
-        """k steps of: local gradient, Allreduce (sum of row-weighted gradients), update.
+        """k steps of: local gradient, sum over the ranks, update.
 
-        After a local error this rank keeps joining every Allreduce (with NaN) so no rank
-        waits; the chunk's status then makes every rank raise.
+        Each rank's gradient is scaled by 1 / (the step's rows over every rank), so the sum is
+        the gradient of the mean loss over all of them. The sum is an in-place Allreduce, or
+        with every rank on one machine the update reads the ranks' gradients from shared
+        memory (_SharedGrads). After a local error this rank keeps joining every step (with a
+        NaN gradient) so no rank waits; the chunk's status then makes every rank raise.
         """
-        model, be, grad = self.model, self.model.backend, self.grad
-        xs, y = self.prep.xs, self.prep.ts.y
-        loss_sum, rows, err = 0.0, 0, None
+        model, comm, shared = self.model, self.comm, self.shared
+        net, opt, ws = model.net, model.optimizer, self.ws
+        xs, y, acc_mode = self.prep.xs, self.prep.ts.y, self.prep.ts.acc_mode
+        in_place, op_sum = self.MPI.IN_PLACE, self.MPI.SUM
+        loss_sum, correct, rows, err = 0.0, 0, 0, None
         for s in range(step, step + k):
             lo = s * self.B
             hi = min(lo + self.B, self.n)
+            grad = self.grad if shared is None else shared.mine()
             if err is None:
                 try:
-                    if self.shuffle:
-                        idx = order[lo:hi]
-                        xb, yb = xs[idx], y[idx]
-                    else:
-                        xb, yb = xs[lo:hi], y[lo:hi]
-                    loss_sum += be.loss_grad(model.net, xb, yb, grad, self.ws) * (hi - lo)
-                    rows += hi - lo
                     total = sum(min(self.B, n - lo) for n in self.shards)
-                    grad *= model.dtype.type((hi - lo) / total)
+                    ls, c = self.grad_step(net, xs, y, order, lo, hi - lo, grad, ws,
+                                           1.0 / total, acc_mode)
+                    loss_sum += ls
+                    correct = math.nan if c is None else correct + c
+                    rows += hi - lo
                 except Exception as exc:  # noqa: BLE001 - every rank raises after the chunk
                     err = exc
             if err is not None:
                 grad.fill(np.nan)
-            self.comm.Allreduce(self.MPI.IN_PLACE, grad, op=self.MPI.SUM)
-            apply_update(be, model.net, model.optimizer, grad)
-        # the per-step gradient call gives no outputs, so no training accuracy (NaN = none)
-        return (loss_sum, math.nan, rows), err
+            try:
+                if shared is not None:   # every rank joins, a failed one with its NaN
+                    shared.sum_and_update(net, opt)
+                else:
+                    comm.Allreduce(in_place, grad, op=op_sum)
+                    if err is None:
+                        self.update(net, opt, grad)
+            except Exception as exc:  # noqa: BLE001 - as above
+                err = err or exc
+        return (loss_sum, correct, rows), err
 
     def _local_steps(self, order, step, k):
         """k fused steps on this rank alone (local SGD)."""

@@ -150,3 +150,16 @@ def loss_grad(params, layers, x, y, bufs, loss, grad):
     order = np.arange(B)
     ls, _, _ = batch_gradient(params, layers, x, y, order, 0, B, bufs, (loss, ACC_NONE), grad)
     return ls / B
+
+
+@kernel
+def grad_step(params, layers, x, y, order, lo, B, bufs, task, grad, factor):
+    """grad = factor * gradient of the batch-mean loss of rows order[lo:lo+B] (factor = B *
+    the caller's scale); returns (sum of the losses, correct count)."""
+    for k in range(grad.shape[0]):
+        grad[k] = 0
+    loss_sum, correct, _ = batch_gradient(params, layers, x, y, order, lo, B, bufs, task, grad)
+    if factor != 1:
+        for k in range(grad.shape[0]):
+            grad[k] *= factor
+    return loss_sum, correct

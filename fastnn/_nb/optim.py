@@ -15,6 +15,7 @@ from .jit import kernel
 # slots of the float64 hyper-parameter array (SCRATCH: a value kernels store to keep loads)
 LR, MOMENTUM_SLOT, BETA1, BETA2, EPS, WEIGHT_DECAY, SCRATCH = range(7)
 N_HYPER = 7
+KINDS = (SGD, MOMENTUM, NESTEROV, ADAM)
 
 
 @kernel
@@ -83,3 +84,10 @@ def update_all(kind, layers, params, grad, m, v, s):
 def opt_view(state, lo, hi):
     """state[lo:hi], or the empty state itself (SGD keeps none)."""
     return state[lo:hi] if state.shape[0] else state
+
+
+@kernel
+def apply_update(kind, layers, params, grad, m, v, hyper, t):
+    """One optimiser step from a ready gradient, for step number t (already counted); grad is
+    left zero (weight decay is added to it first)."""
+    update_all(kind, layers, params, grad, m, v, step_scalars(hyper, t, params))

@@ -60,14 +60,36 @@ def get_backend(name="auto"):
     return mod
 
 
-def apply_update(backend, net, opt, grad):
-    """One optimiser step on net.params from the gradient ``grad`` (wave 2 of the contract).
-
-    Backends may offer ``apply_update(net, opt, grad)``; the NumPy backend's (the
-    specification) serves any backend that does not.
+def update_fn(backend):
+    """``apply_update(net, opt, grad)`` for a backend: one optimiser step on net.params from a
+    ready gradient (counts the step). Backends may offer their own (Cython and Numba: one
+    native pass); the NumPy backend's (the specification) serves any backend that does not.
     """
-    fn = getattr(backend, "apply_update", None) or _load("numpy").apply_update
-    fn(net, opt, grad)
+    return getattr(backend, "apply_update", None) or _load("numpy").apply_update
+
+
+def apply_update(backend, net, opt, grad):
+    """One optimiser step on net.params from the gradient ``grad`` (see ``update_fn``)."""
+    update_fn(backend)(net, opt, grad)
+
+
+def grad_step_fn(backend):
+    """``grad_step(net, x, y, order, start, batch_size, grad, ws, scale, acc_mode)`` for a
+    backend: grad = scale * gradient of the summed loss of rows order[start : start+batch_size],
+    returning (that loss sum, correct count). Backends may offer their own (every built-in one
+    does); for others, their ``loss_grad`` on the gathered rows, with correct count None.
+    """
+    fn = getattr(backend, "grad_step", None)
+    if fn is not None:
+        return fn
+
+    def via_loss_grad(net, x, y, order, start, batch_size, grad, ws, scale, acc_mode):
+        rows = order[start:start + batch_size]
+        loss = backend.loss_grad(net, x[rows], y[rows], grad, ws)
+        grad *= net.dtype.type(scale * len(rows))
+        return loss * len(rows), None
+
+    return via_loss_grad
 
 
 def available_backends():

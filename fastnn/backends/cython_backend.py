@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import codes
-from .numpy_backend import apply_update  # noqa: F401 - same maths; the C update is fused
 
 try:
     from .. import _kernels
@@ -38,6 +37,10 @@ predict = _kernels.predict
 predict_one = _kernels.predict_one
 train_steps = _kernels.train_steps
 loss_grad = _kernels.loss_grad
+# data-parallel training's split step (csrc/fnn_apply.h): gradient, then the update
+grad_step = _kernels.grad_step
+apply_update = _kernels.apply_update
+apply_update_sum = _kernels.apply_update_sum
 Workspace = _kernels.Workspace
 abs_peak = _kernels.abs_peak   # one-pass input check for the Model API (via the registry)
 

@@ -156,6 +156,55 @@ def loss_grad(net, x, y, grad, ws=None):
         _blas_restore(saved)
 
 
+def grad_step(net, x, y, order, start, batch_size, grad, ws, scale, acc_mode):
+    """grad = scale * gradient of the summed loss of rows order[start : start+batch_size];
+    returns (that loss sum, correct count). See numpy_backend.grad_step."""
+    B, start = int(batch_size), int(start)
+    if not 1 <= B <= ws.batch_size:
+        raise ValueError(f"batch_size {B} does not fit the workspace ({ws.batch_size} rows)")
+    if start < 0 or start + B > len(order):
+        raise ValueError(f"rows [{start}, {start + B}) run past the order ({len(order)} rows)")
+    rows = order[start:start + B]
+    if rows.min() < 0 or rows.max() >= len(x):
+        raise IndexError(f"order: indices must be in [0, {len(x)})")
+    _check_grad(net, grad)
+    saved = _blas_for(ws, B)
+    try:
+        loss_sum, correct = batched.grad_step(net.params, ws.layers, x, y, order, start, B,
+                                              ws.bufs, (int(net.loss), int(acc_mode)), grad,
+                                              net.dtype.type(scale * B))
+    finally:
+        _blas_restore(saved)
+    return float(loss_sum), int(correct)
+
+
+def apply_update(net, opt, grad):
+    """One optimiser step from a ready gradient: counts the step (opt.t += 1), then updates as
+    ``train_steps`` does. ``grad`` is left zero."""
+    _check_grad(net, grad)
+    if int(opt.kind) not in optim.KINDS:
+        raise ValueError(f"unknown optimiser kind {opt.kind}")
+    empty = grad[:0]
+    need = 2 if opt.kind == optim.ADAM else (1 if opt.kind in (optim.MOMENTUM, optim.NESTEROV)
+                                             else 0)
+    for i, buf in enumerate((opt.m, opt.v)[:need]):
+        _check_grad(net, buf, "opt.v" if i else "opt.m")
+    m = opt.m if need >= 1 else empty
+    v = opt.v if need >= 2 else empty
+    hyper = _hyper(opt, np.zeros(optim.N_HYPER, dtype=np.float64))
+    opt.t += 1
+    optim.apply_update(int(opt.kind), layer_table(net, 1), net.params, grad, m, v, hyper,
+                       int(opt.t))
+
+
+def _check_grad(net, grad, name="grad"):
+    """A flat array like net.params (a numba kernel would read or write out of bounds)."""
+    if not (isinstance(grad, np.ndarray) and grad.dtype == net.dtype
+            and grad.shape == net.params.shape and grad.flags.c_contiguous):
+        raise ValueError(f"{name}: expected a C-contiguous {net.dtype} array of shape "
+                         f"{net.params.shape}")
+
+
 def _hyper(opt, hyper):
     hyper[optim.LR] = opt.lr
     hyper[optim.MOMENTUM_SLOT] = opt.momentum

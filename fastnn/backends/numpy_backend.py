@@ -44,12 +44,15 @@ def forward(net, x, a):
     return a[-1][:B]
 
 
-def backward(net, a, y, grad):
-    """Gradient of the batch-mean loss into the flat ``grad`` (a[] from ``forward``)."""
+def backward(net, a, y, grad, scale=None):
+    """Gradient of the batch-mean loss into the flat ``grad`` (a[] from ``forward``).
+
+    ``scale`` replaces the mean's 1 / B: the gradient of scale * (sum of the losses).
+    """
     B = len(y)
     L = net.n_layers
     delta = losses.output_delta(net.loss, int(net.acts[-1]), a[L][:B], y,
-                                net.dtype.type(1.0 / B))
+                                net.dtype.type(1.0 / B if scale is None else scale))
     for l in range(L - 1, -1, -1):
         np.matmul(a[l][:B].T, delta, out=net.weights(l, grad))   # dC/dW = a^T delta
         np.sum(delta, axis=0, out=net.biases(l, grad))          # dC/db = sum of delta
@@ -120,6 +123,23 @@ def loss_grad(net, x, y, grad, ws=None):
     loss = float(losses.per_sample(net.loss, out, y).mean())
     backward(net, a, y, grad)
     return loss
+
+
+def grad_step(net, x, y, order, start, batch_size, grad, ws, scale, acc_mode):
+    """grad = scale * gradient of the summed loss of rows order[start : start+batch_size].
+
+    Returns (that loss sum, correct count). The first half of a training step: data-parallel
+    training adds the ranks' gradients (scale = 1 / the step's rows over every rank), then
+    calls ``apply_update``.
+    """
+    idx = order[start:start + batch_size]
+    xb, yb = x[idx], y[idx]
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = forward(net, xb, ws.a)
+        loss_sum = float(losses.per_sample(net.loss, out, yb).sum())
+        correct = losses.n_correct(acc_mode, out, yb)
+        backward(net, ws.a, yb, grad, scale)
+    return loss_sum, correct
 
 
 def train_steps(net, opt, x, y, order, start, nsteps, batch_size, ws, acc_mode):

@@ -9,16 +9,18 @@ import numpy as np
 from mpi4py import MPI
 
 import fastnn
-from fastnn.backends import apply_update, get_backend
+from fastnn.backends import apply_update, available_backends, get_backend
 
 comm = MPI.COMM_WORLD
 rank, size = comm.Get_rank(), comm.Get_size()
 
 
-def build(dtype, optimizer, backend="auto", seed=3):
-    return fastnn.Sequential([fastnn.Dense(24, "tanh"), fastnn.Dense(5, "softmax")],
-                             input_size=12, optimizer=optimizer, dtype=dtype, seed=seed,
-                             backend=backend)
+def build(dtype, optimizer, backend="auto", seed=3, wide=False):
+    """12-24-5; wide: 12-64-48-5, whose 64x48 layer takes the kernels' gemm path."""
+    hidden = [fastnn.Dense(64, "relu"), fastnn.Dense(48, "tanh")] if wide \
+        else [fastnn.Dense(24, "tanh")]
+    return fastnn.Sequential([*hidden, fastnn.Dense(5, "softmax")], input_size=12,
+                             optimizer=optimizer, dtype=dtype, seed=seed, backend=backend)
 
 
 def shards(n_rows, seed=7):
@@ -49,16 +51,19 @@ def interleave(data, B, steps):
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def equal_shards(dtype, optimizer, backend, B=16, steps=6, epochs=2):
+def equal_shards(dtype, optimizer, backend, B=16, steps=6, epochs=2, wide=False):
     data = shards([B * steps] * size)
-    model = build(dtype, optimizer(), backend)
+    model = build(dtype, optimizer(), backend, wide=wide)
     model.fit(*data[rank], epochs=epochs, batch_size=B, shuffle=False, verbose=0, comm=comm)
-    ref = build(dtype, optimizer(), backend)
+    ref = build(dtype, optimizer(), backend, wide=wide)
     ref.fit(*interleave(data, B, steps), epochs=epochs, batch_size=B * size, shuffle=False,
             verbose=0)
     same = comm.allgather(model.params.copy())
     assert all(np.array_equal(p, same[0]) for p in same), "ranks hold different weights"
-    return rel(model.params, ref.params)
+    # the training accuracy (predictions before each update) over all ranks' rows
+    acc_err = max(abs(a - b) for a, b in zip(model.history["accuracy"], ref.history["accuracy"],
+                                             strict=True))
+    return rel(model.params, ref.params), acc_err
 
 
 def unequal_shards(dtype, B=16):
@@ -122,16 +127,29 @@ def validation_and_checkpoint(tmp):
 
 
 fastnn.set_num_threads(1)
+BACKENDS = [b for b in ("numpy", "cython", "numba") if b in available_backends()]
+n_checks = 0
 for dtype, tol in (("float64", 1e-10), ("float32", 1e-4)):
-    for backend in ("numpy", "auto"):
+    for backend in BACKENDS:
         for opt in (lambda: fastnn.SGD(0.3), lambda: fastnn.SGD(0.1, momentum=0.9,
                                                                 weight_decay=1e-3),
                     lambda: fastnn.Adam(0.01)):
-            err = equal_shards(dtype, opt, backend)
-            report(f"equal_{dtype}_{backend}_{opt().name}_{opt().kind} tol={tol}", err)
+            err, acc_err = equal_shards(dtype, opt, backend)
+            name = f"{dtype}_{backend}_{opt().name}_{opt().kind}"
+            report(f"equal_{name} tol={tol}", err)
+            n_checks += 1
+            if dtype == "float64":
+                report(f"train_accuracy_{name} tol=1e-12", acc_err)
+                n_checks += 1
+    for backend in BACKENDS[1:]:
+        err, _ = equal_shards(dtype, lambda: fastnn.SGD(0.1, momentum=0.9, weight_decay=1e-3),
+                              backend, wide=True)
+        report(f"wide_{dtype}_{backend} tol={tol}", err)
+        n_checks += 1
     report(f"unequal_{dtype} tol={tol}", unequal_shards(dtype))
+    n_checks += 1
 report("local_sgd tol=1e-12", local_sgd())
 report("shuffle_repeat tol=0", shuffled_repeats())
 report("validation_avg tol=1e-12", validation_and_checkpoint(sys.argv[1]))
 if rank == 0:
-    print("DONE", flush=True)
+    print(f"DONE {n_checks + 3} checks, backends {' '.join(BACKENDS)}", flush=True)

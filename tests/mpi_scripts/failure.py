@@ -43,15 +43,15 @@ model = fastnn.Sequential(layers, input_size=12, optimizer=fastnn.SGD(lr), seed=
 if case == "midstep" and rank == 1:    # a backend failing mid-epoch, on one rank only
     real, calls = model.backend, [0]
 
-    def loss_grad(*args):
+    def grad_step(*args):
         calls[0] += 1
         if calls[0] == 13:
-            raise MemoryError("out of memory in loss_grad")
-        return real.loss_grad(*args)
+            raise MemoryError("out of memory in grad_step")
+        return real.grad_step(*args)
 
     model.backend = types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real)
                                              if not k.startswith("__")})
-    model.backend.loss_grad = loss_grad
+    model.backend.grad_step = grad_step
 if case == "crash" and rank == 1:
     os._exit(3)                     # a rank dies without a word: mpiexec must end the job
 try:
