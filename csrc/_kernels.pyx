@@ -134,6 +134,8 @@ def set_tuning(**kw):
     fnn_tune.own_gemm = cur["own_gemm"]
     fnn_tune.s0_group_min = cur["s0_group_min"]
     fnn_tune.static_tasks = cur["static_tasks"]
+    fnn_tune.task_work = max(1, cur["task_work"])
+    fnn_tune.par_min_work_chunks = cur["par_min_work_chunks"]
     return dict(fnn_tune)
 
 include "_kernels_apply.pxi"

@@ -61,6 +61,8 @@ cdef extern from "fnn.h" nogil:
         int own_gemm
         int s0_group_min
         int static_tasks
+        int task_work
+        int par_min_work_chunks
 
     ctypedef void (*fnn_blas_set_t)(int) noexcept nogil
     ctypedef int (*fnn_blas_get_t)() noexcept nogil

@@ -105,7 +105,7 @@ static double NAME(grad_step)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
             *status = -1;
             return 0.0;
         }
-    const int chunked = B * NAME(work_per_sample)(net) >= fnn_tune.par_min_work_batch;
+    const int chunked = NAME(use_chunks)(ws, nthreads, B * NAME(work_per_sample)(net));
     const int T = NAME(train_threads)(ws, nthreads, chunked);
     int saved[FNN_MAXBLAS];
     fnn_blas_hold1(saved);

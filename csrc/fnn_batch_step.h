@@ -141,7 +141,7 @@ static int NAME(batch_plan)(const fnn_net *net, int B, int chunked, int *n_chunk
             const int kmax = l == 0 && fnn_tune.sparse ? FNN_TUNE_TASKS_SPARSE0
                              : (NAME(use_gemm)(net, l, B) ? FNN_TUNE_TASKS_GEMM
                                                            : FNN_TUNE_TASKS_ROWS);
-            k = (int)(((int64_t)nin * net->n[l + 1] * B) / FNN_TUNE_TASK_WORK);
+            k = (int)(((int64_t)nin * net->n[l + 1] * B) / fnn_tune.task_work);
             k = k < 1 ? 1 : (k > kmax ? kmax : k);
             if (k > nin) k = nin;
         }

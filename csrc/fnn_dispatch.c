@@ -28,6 +28,8 @@ fnn_tuning fnn_tune = {
     FNN_TUNE_OWN_GEMM,
     FNN_TUNE_S0_GROUP_MIN,
     FNN_TUNE_STATIC_TASKS,
+    FNN_TUNE_TASK_WORK,
+    FNN_TUNE_PAR_MIN_WORK_CHUNKS,
 };
 
 void fnn_team_barrier(fnn_team *tm, int rewind)

@@ -20,6 +20,16 @@ static int NAME(train_threads)(const fnn_ws *ws, int nthreads, int worth)
     return T;
 }
 
+/* Whether a batched step of `work` MACs is cut in fixed chunks and tasks that threads share:
+ * always from par_min_work_batch (the same bits for any thread count), and from
+ * par_min_work_chunks when more than one thread will run (then the bits are those of every
+ * thread count >= 2; one thread keeps the whole-step plan, which is faster alone). */
+static int NAME(use_chunks)(const fnn_ws *ws, int nthreads, int64_t work)
+{
+    return work >= fnn_tune.par_min_work_batch
+           || (work >= fnn_tune.par_min_work_chunks && NAME(train_threads)(ws, nthreads, 1) > 1);
+}
+
 static double NAME(train)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_opt *op,
                           const void *xv, const void *yv, int64_t N, const int64_t *order,
                           int64_t n_order, int64_t start, int64_t nsteps, int64_t bs,
@@ -47,7 +57,7 @@ static double NAME(train)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_op
     }
     /* big enough steps are cut in fixed chunks (same bits for any thread count) that threads
      * take dynamically; smaller ones run whole on one thread */
-    const int chunked = work >= fnn_tune.par_min_work_batch;
+    const int chunked = NAME(use_chunks)(ws, nthreads, work);
     const int T = NAME(train_threads)(ws, nthreads, chunked);
     return NAME(train_batch)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode,
                              T, chunked, correct);

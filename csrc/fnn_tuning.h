@@ -44,6 +44,13 @@
  * (7M) lost 20% on one thread to the pieces and 2 threads lost to 1 on the shared VM. */
 #define FNN_TUNE_PAR_MIN_WORK_BATCH 20000000
 
+/* MACs per step from which the batched path cuts steps in pieces when 2+ threads run (below
+ * FNN_TUNE_PAR_MIN_WORK_BATCH one thread keeps the whole-step plan: the pieces cost it 12-13%).
+ * Measured on the quiet VM, 2 threads, wall time, A/B in alternation: mlp-128 b64 (7M MACs)
+ * 380-407k samples/s in pieces vs 229-246k whole (1 thread: 201k vs 229k); 784-128-128-10
+ * b128 (15M) 309k vs 210k; 784-64-64-10 (7M) 334k vs 289k; 784-32-32-10 (3.4M) 529k vs 506k. */
+#define FNN_TUNE_PAR_MIN_WORK_CHUNKS 1000000
+
 /* 1: float32 gemm with n % 32 == 0 uses our AVX-512 kernel (AVX-512 build only): scipy's
  * OpenBLAS runs its AVX2 (Haswell) kernel on AVX-512 machines. */
 #define FNN_TUNE_OWN_GEMM 1

@@ -298,3 +298,28 @@ def test_predict_checks_inputs_in_the_same_pass(sizes, dtype, n_threads):
                 m.predict(y)
     finally:
         kernels.set_tuning(**old)
+
+
+def test_pieces_only_with_threads_same_bits_for_every_thread_count_above_one():
+    """Below par_min_work_batch, steps are cut in pieces only when 2+ threads run: 2 and 3
+    threads give the same bits, one thread its own whole-step bits; all match numpy."""
+    sizes, batch = (300, 96, 40, 10), 64
+    x, y = make_data(400, sizes[0], sizes[-1], "cross_entropy")
+    ref = build(sizes, "relu", "softmax", "cross_entropy", OPTIMIZERS["adam"](), "float32",
+                "numpy")
+    ref.fit(x, y, epochs=1, batch_size=batch, seed=3, verbose=0)
+    old = kernels.get_tuning()
+    kernels.set_tuning(par_min_work_batch=10**9, par_min_work_chunks=0)
+    params = {}
+    try:
+        for n in (1, 2, 3):
+            m = build(sizes, "relu", "softmax", "cross_entropy", OPTIMIZERS["adam"](),
+                      "float32", "cython")
+            with threads(n):
+                m.fit(x, y, epochs=1, batch_size=batch, seed=3, verbose=0)
+            params[n] = m.params.copy()
+    finally:
+        kernels.set_tuning(**old)
+    assert np.array_equal(params[2], params[3])
+    for n in (1, 2):
+        assert_close(params[n], ref.params, "float32", f"parameters ({n} threads)")
