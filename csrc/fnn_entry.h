@@ -48,8 +48,10 @@ static double NAME(train)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_op
             return 0.0;
         }
     const int64_t work = bs * NAME(work_per_sample)(net);
-    if (NAME(is_narrow)(net)) {
-        const int T0 = NAME(train_threads)(ws, nthreads, 1);
+    const int T0 = NAME(train_threads)(ws, nthreads, 1);
+    /* narrow networks take the per-sample path, unless 2+ threads can share a big enough
+     * step's pieces (fnn_tuning.h FNN_TUNE_NARROW_PIECES_MIN) */
+    if (NAME(is_narrow)(net) && !(T0 > 1 && work >= FNN_TUNE_NARROW_PIECES_MIN)) {
         const int T = NAME(train_threads)(ws, nthreads,
                                           work >= fnn_tune.par_min_work && bs >= 2 * T0);
         return NAME(train_narrow)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs,

@@ -51,6 +51,13 @@
  * b128 (15M) 309k vs 210k; 784-64-64-10 (7M) 334k vs 289k; 784-32-32-10 (3.4M) 529k vs 506k. */
 #define FNN_TUNE_PAR_MIN_WORK_CHUNKS 1000000
 
+/* MACs per step from which a narrow network leaves the per-sample path for the batched one in
+ * pieces, when 2+ threads run. Measured on the quiet VM, 2 threads, wall time, A/B in
+ * alternation, batch 128: 784-64-64-10 (7.1M MACs) 513-555k samples/s in pieces vs 338-344k
+ * per sample; 784-32-32-10 (3.4M) undecided (469-673k vs 540-554k), so it stays per sample;
+ * digits-16 at batch 10 (0.13M) is far below. */
+#define FNN_TUNE_NARROW_PIECES_MIN 5000000
+
 /* 1: float32 gemm with n % 32 == 0 uses our AVX-512 kernel (AVX-512 build only): scipy's
  * OpenBLAS runs its AVX2 (Haswell) kernel on AVX-512 machines. */
 #define FNN_TUNE_OWN_GEMM 1
