@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fastnn.bench.table import COLUMNS, LEFT, legend, table_rows
 
-from .report_goals import goals_section, predict_section, sweep_section, update_readme
+from .report_goals import goals_section, merge_runs, predict_section, sweep_section, update_readme
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,6 +185,7 @@ def write(result, out, png, tta=None, argv=(), sweep=None, pred=None):
         "```",
         'pip install -e ".[bench]"            # peers: pip install torch==2.13.0 jax jaxlib',
         f"{result['command']}",
+        *result.get("repeat_commands", []),
         *([sweep["command"]] if sweep else []),
         *([tta["command"]] if tta else []),
         *([pred["command"]] if pred else []),
@@ -202,6 +203,9 @@ def main(argv=None):
     ap.add_argument("results", type=Path, nargs="?",
                     help="JSON from fastnn bench --json (without it: only refresh the sections "
                          "carried over from docs/)")
+    ap.add_argument("--repeat", type=Path, nargs="+", default=[],
+                    help="JSONs of repeated fastnn bench runs (any subset of the rows): each "
+                         "repeated row shows the median of its runs")
     ap.add_argument("--tta", type=Path, default=None,
                     help="JSON from python -m fastnn.bench.time_to_accuracy --json")
     ap.add_argument("--sweep", type=Path, default=None,
@@ -218,7 +222,8 @@ def main(argv=None):
         refresh_carried(args.out)
         print(f"refreshed the carried-over sections of {args.out}")
         return 0
-    result = json.loads(args.results.read_text())
+    result = merge_runs(json.loads(args.results.read_text()),
+                        [json.loads(p.read_text()) for p in args.repeat])
     tta = json.loads(args.tta.read_text()) if args.tta else None
     sweep = json.loads(args.sweep.read_text()) if args.sweep else None
     pred = json.loads(args.predict.read_text()) if args.predict else None

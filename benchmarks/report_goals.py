@@ -227,3 +227,32 @@ def update_readme(path, result):
              "(the Cython row when auto was not run).", "",
              *readme_table(result), README_END]
     path.write_text(head + "\n".join(block) + tail)
+
+
+def merge_runs(result, repeats):
+    """Rows measured again in repeated runs (same command, later) get the median samples/s of
+    all their runs; the ratios are derived again, and a note lists every run's figure."""
+    import statistics
+
+    from fastnn.bench.compare import derive
+    if not repeats:
+        return result
+    again = {}
+    for rep in repeats:
+        for r in rep["rows"]:
+            if r.get("samples_per_sec"):
+                again.setdefault((r["network"], r["batch"], r["engine"]), []).append(
+                    r["samples_per_sec"])
+    for r in result["rows"]:
+        more = again.get((r["network"], r["batch"], r["engine"]))
+        if not more or not r.get("samples_per_sec"):
+            continue
+        runs = [r["samples_per_sec"], *more]
+        r["samples_per_sec_runs"] = runs
+        r["samples_per_sec"] = statistics.median(runs)
+        result.setdefault("notes", []).append(
+            f"{r['network']}/b{r['batch']} {r['label']}: median of {len(runs)} runs ("
+            + ", ".join(f"{v:,.0f}" for v in runs) + " samples/s, in run order)")
+    result["repeat_commands"] = [rep["command"] for rep in repeats]
+    derive(result)
+    return result
