@@ -186,3 +186,23 @@ def test_sweep_run_and_report(mnist_ok, tmp_path):
     assert "## Width sweep" in text and "| 16 |" in text
     assert "## Against the engine issue's speed goals" in text
     assert "width 16: >= 2x the NumPy MLP" in text
+
+
+def test_repeated_runs_give_medians_and_ratios_again():
+    from benchmarks.report_goals import merge_runs
+    first = {"sgemm_gflops": 100.0, "rows": [
+        _row("mlp-128", 64, "auto", 300.0, flops_per_sample=1e5),
+        _row("mlp-128", 64, "numpy-mlp", 100.0, flops_per_sample=1e5),
+        _row("wide-512", 256, "auto", 50.0, flops_per_sample=1e6)]}
+    again = [{"command": "fastnn bench --networks mlp-128", "rows": [
+        _row("mlp-128", 64, "auto", 500.0), _row("mlp-128", 64, "numpy-mlp", 80.0)]},
+             {"command": "fastnn bench --networks mlp-128", "rows": [
+        _row("mlp-128", 64, "auto", 400.0)]}]
+    merged = merge_runs(first, again)
+    rows = {(r["network"], r["engine"]): r for r in merged["rows"]}
+    assert rows[("mlp-128", "auto")]["samples_per_sec"] == 400.0          # median of 3
+    assert rows[("mlp-128", "numpy-mlp")]["samples_per_sec"] == 90.0      # median of 2
+    assert rows[("mlp-128", "auto")]["vs_numpy"] == pytest.approx(400.0 / 90.0)
+    assert rows[("wide-512", "auto")]["samples_per_sec"] == 50.0          # not repeated
+    assert merged["repeat_commands"] == [a["command"] for a in again]
+    assert any("median of 3 runs (300, 500, 400" in n for n in merged["notes"])
