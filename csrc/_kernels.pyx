@@ -133,7 +133,6 @@ def set_tuning(**kw):
     fnn_tune.par_min_work_batch = cur["par_min_work_batch"]
     fnn_tune.own_gemm = cur["own_gemm"]
     fnn_tune.s0_group_min = cur["s0_group_min"]
-    fnn_tune.static_tasks = cur["static_tasks"]
     fnn_tune.task_work = max(1, cur["task_work"])
     fnn_tune.par_min_work_chunks = cur["par_min_work_chunks"]
     return dict(fnn_tune)

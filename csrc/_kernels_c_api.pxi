@@ -60,7 +60,6 @@ cdef extern from "fnn.h" nogil:
         int par_min_work_batch
         int own_gemm
         int s0_group_min
-        int static_tasks
         int task_work
         int par_min_work_chunks
 

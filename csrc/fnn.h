@@ -110,7 +110,6 @@ typedef struct {
                            (AVX-512 build) */
     int s0_group_min;   /* the batched step updates layer 0 in groups of input rows when it
                            has >= this many units (fnn_sparse0.h) */
-    int static_tasks;   /* 1: a chunked step's chunks and update tasks have fixed threads */
     int task_work;      /* MACs per update task of a chunked step (fnn_batch_step.h plan) */
     int par_min_work_chunks;  /* ... and from this many when 2+ threads run (fnn_entry.h) */
 } fnn_tuning;

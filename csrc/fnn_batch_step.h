@@ -165,38 +165,6 @@ static inline int NAME(next_item)(fnn_team *tm, int phase, int item)
     return tm ? fnn_team_next(tm, phase) : item + 1;
 }
 
-/* Static owners of the update tasks (fnn_tune.static_tasks): the same thread updates the same
- * rows every step, so their parameters and optimiser state stay in that core's L2. Greedy by
- * size (rows x units), largest first; ties to the lowest thread. Results do not depend on it:
- * a task writes only its own rows. */
-static void NAME(task_owners)(const fnn_net *net, const NAME(batch_task) *tasks, int n, int T,
-                              int *owner)
-{
-    int64_t load[64] = {0};
-    int done[FNN_MAX_TASKS] = {0};
-    if (T > 64) T = 64;
-    for (int step = 0; step < n; step++) {
-        int best = -1;
-        int64_t size = -1;
-        for (int k = 0; k < n; k++) {
-            const int64_t sz = (tasks[k].r1 - tasks[k].r0) * (int64_t)net->n[tasks[k].l + 1];
-            if (!done[k] && sz > size) { best = k; size = sz; }
-        }
-        int t = 0;
-        for (int u = 1; u < T; u++) if (load[u] < load[t]) t = u;
-        owner[best] = t;
-        load[t] += size;
-        done[best] = 1;
-    }
-}
-
-/* This thread's next task after k (-1: its first) under static owners. */
-static inline int NAME(next_owned)(const int *owner, int n, int tid, int k)
-{
-    for (k++; k < n && owner[k] != tid; k++) {}
-    return k;
-}
-
 static void NAME(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_opt *op,
                              const REAL *x, const REAL *y, const int64_t *order, int64_t n_order,
                              int64_t start, int64_t nsteps, int64_t bs, int acc_mode,
@@ -208,8 +176,6 @@ static void NAME(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_
     NAME(opt_scalars) o;
     const int sparse0 = fnn_tune.sparse;
     NAME(batch_task) tasks[FNN_MAX_TASKS];
-    int owner[FNN_MAX_TASKS];
-    const int owned = tm != NULL && fnn_tune.static_tasks;
     int n_chunks = 1, n_tasks = 0, B_planned = -1;
     for (int64_t s = 0; s < nsteps; s++) {
         const int64_t lo = start + s * bs;
@@ -218,19 +184,9 @@ static void NAME(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_
         const int64_t *rows = order + lo;
         if (B != B_planned) {
             n_tasks = NAME(batch_plan)(net, B, chunked, &n_chunks, tasks, FNN_MAX_TASKS);
-            if (owned) NAME(task_owners)(net, tasks, n_tasks, tm->T, owner);
             B_planned = B;
         }
-        if (owned) {   /* chunk c to thread c mod T, the same every step */
-            for (int c = tid; c < n_chunks; c += tm->T) {
-                int64_t b0, b1;
-                NAME(split)(B, c, n_chunks, &b0, &b1);
-                NAME(batch_forward_backward)(net, ws, P, x, y, rows, (int)b0, (int)b1, B,
-                                             (REAL)(1.0 / B), acc_mode, sparse0);
-            }
-        }
-        for (int c = owned ? n_chunks : NAME(next_item)(tm, 0, -1); c < n_chunks;
-             c = NAME(next_item)(tm, 0, c)) {
+        for (int c = NAME(next_item)(tm, 0, -1); c < n_chunks; c = NAME(next_item)(tm, 0, c)) {
             int64_t b0, b1;
             NAME(split)(B, c, n_chunks, &b0, &b1);
             NAME(batch_forward_backward)(net, ws, P, x, y, rows, (int)b0, (int)b1, B,
@@ -244,14 +200,8 @@ static void NAME(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_
                 corr += ws->corb[b];
             }
         }
-        if (owned) {
-            for (int k = NAME(next_owned)(owner, n_tasks, tid, -1); k < n_tasks;
-                 k = NAME(next_owned)(owner, n_tasks, tid, k))
-                NAME(batch_update_task)(net, ws, P, x, rows, B, &o, tid, sparse0, &tasks[k]);
-        } else {
-            for (int k = NAME(next_item)(tm, 1, -1); k < n_tasks; k = NAME(next_item)(tm, 1, k))
-                NAME(batch_update_task)(net, ws, P, x, rows, B, &o, tid, sparse0, &tasks[k]);
-        }
+        for (int k = NAME(next_item)(tm, 1, -1); k < n_tasks; k = NAME(next_item)(tm, 1, k))
+            NAME(batch_update_task)(net, ws, P, x, rows, B, &o, tid, sparse0, &tasks[k]);
         if (tm) fnn_team_barrier(tm, 1);
     }
     if (tid == 0) {

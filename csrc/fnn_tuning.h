@@ -69,11 +69,6 @@
  * mlp-128 b64 Adam 200k vs 235k), W = 64 a tie (324-366k vs 332-340k). */
 #define FNN_TUNE_S0_GROUP_MIN 256
 
-/* 1: the threads of a chunked step own fixed chunks and update tasks (fnn_batch_step.h
- * task_owners), so each core keeps its rows' parameters and optimiser state in its L2; 0:
- * threads take them as they come. */
-#define FNN_TUNE_STATIC_TASKS 0
-
 /* Sample chunks of a chunked batched step (phase 1): 2 pieces, as many as the 2-core target
  * has cores; each gemm piece packs the whole other operand again (4 pieces cost 10% on one
  * thread for wide-512, 2 about half that), and the plan must not depend on the thread

@@ -80,11 +80,9 @@ def test_thread_count_is_bit_reproducible(sizes, batch, opt):
     assert np.array_equal(params[0], params[1])
 
 
-# layer 0 of the batched step: dense, sparse row by row, sparse in groups of input rows; and
-# threads owning fixed chunks and tasks
+# layer 0 of the batched step: dense, sparse row by row, sparse in groups of input rows
 LAYER0_PATHS = {"dense": dict(sparse=0), "sparse rows": dict(sparse=1, s0_group_min=10**6),
-                "sparse groups": dict(sparse=1, s0_group_min=1),
-                "static owners": dict(sparse=1, s0_group_min=1, static_tasks=1)}
+                "sparse groups": dict(sparse=1, s0_group_min=1)}
 
 
 @pytest.mark.parametrize("layer0", list(LAYER0_PATHS))
