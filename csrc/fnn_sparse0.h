@@ -21,7 +21,7 @@
 #define S0_V 2   /* 8 accumulators + 2 loaded vectors of 16 registers */
 #endif
 
-/* The gradient of input rows i .. i + S0_G - 1 (those < r_end kept), columns [j, j + nv
+/* The gradient of input rows i .. i + pr - 1 (pr <= S0_G), columns [j, j + nv
  * vectors), over the listed samples, applied to P's rows by the optimiser from registers. */
 FNN_ALWAYS_INLINE void NAME(s0_update_block)(int nv, int t, const NAME(opt_scalars) *o,
                                              REAL *P, int64_t woff, int nout, int i, int pr,
