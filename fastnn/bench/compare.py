@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config as B
+from . import interleave as I
 from . import machine as M
 from . import peers as P
 from .table import format_text, legend
@@ -101,20 +102,22 @@ def run(args, log=print):
     with tempfile.TemporaryDirectory(prefix="fastnn-bench-") as tmp:
         tmp = Path(tmp)
         (x, y), _ = B.load_data()
-        for name, bs in configs:
-            ref = B.build(name, "numpy")
-            first = _save_first_step(tmp / f"first-{name}-{bs}.npz", ref, x, y, bs)
-            fps = B.flops_per_sample(ref.net.sizes)
-            w = B.width_of(name)
-            shape_gf = M.sgemm_gflops(threads, shape=(bs, w, w)) if w else None
-            for engine in engines:
-                n = B.samples_per_round(name, bs, args.samples, engine)
-                spec = {"engine": engine, "network": name, "batch": bs, "threads": threads,
-                        "rounds": args.rounds, "samples": n, "first_path": str(first),
-                        "check_steps": args.check_steps}
-                row = _measure_quietest(spec, fps, tmp, args, t_waits, log)
-                row["shape_sgemm_gflops"] = shape_gf
-                result["rows"].append(row)
+        measure = _measure_interleaved if args.interleave else _measure_sequential
+        for name, batches in I.group_by_network(configs):
+            plans = []
+            for bs in batches:
+                ref = B.build(name, "numpy")
+                first = _save_first_step(tmp / f"first-{name}-{bs}.npz", ref, x, y, bs)
+                fps = B.flops_per_sample(ref.net.sizes)
+                w = B.width_of(name)
+                shape_gf = M.sgemm_gflops(threads, shape=(bs, w, w)) if w else None
+                for engine in engines:
+                    n = B.samples_per_round(name, bs, args.samples, engine)
+                    spec = {"engine": engine, "network": name, "batch": bs,
+                            "threads": threads, "rounds": args.rounds, "samples": n,
+                            "first_path": str(first), "check_steps": args.check_steps}
+                    plans.append((spec, fps, shape_gf))
+            result["rows"] += measure(plans, tmp, args, t_waits, log)
 
     result["sgemm_gflops_end"] = M.sgemm_gflops(threads)
     result["sgemm_gflops"] = max(result["sgemm_gflops_start"], result["sgemm_gflops_end"])
@@ -164,6 +167,49 @@ def _save_first_step(path, ref, x, y, bs):
     return path
 
 
+def _measure_sequential(plans, tmp, args, t_waits, log):
+    """``--no-interleave``: each row in its own process, one after another."""
+    rows = []
+    for spec, fps, shape_gf in plans:
+        row = _measure_quietest(spec, fps, tmp, args, t_waits, log)
+        row["shape_sgemm_gflops"] = shape_gf
+        rows.append(row)
+    return rows
+
+
+def _measure_interleaved(plans, tmp, args, t_waits, log):
+    """Every row of one network at once, taking turns round by round (fastnn.bench.interleave);
+    the whole group again up to ``args.retries`` times while the machine is busy."""
+    best = None
+    for attempt in range(args.retries + 1):
+        if attempt:
+            log(f"    busy machine ({best[0]['background_cpus']:.2f} CPUs used by other "
+                "processes): measuring the group again")
+            if time.monotonic() < t_waits:
+                M.wait_idle(min(120, t_waits - time.monotonic()), log)
+        snap = M.cpu_snapshot()
+        caches = [tmp / f"numba-{s['engine']}-{s['network']}-{s['batch']}-{attempt}"
+                  for s, _, _ in plans]
+        rows = [_start_row(s, fps, cache, args.first_call, log)
+                for (s, fps, _), cache in zip(plans, caches, strict=True)]
+        envs = [M.worker_env(s["threads"], cache if args.first_call else None)
+                for (s, _, _), cache in zip(plans, caches, strict=True)]
+        log(f"  {plans[0][0]['network']}: {len(plans)} rows taking turns, "
+            f"{args.rounds} rounds")
+        results = I.measure_group([s for s, _, _ in plans], envs, args.rounds,
+                                  WORKER_TIMEOUT, log)
+        bg = M.background_cpus(snap, M.cpu_snapshot())
+        for row, res, (_, _, shape_gf) in zip(rows, results, plans, strict=True):
+            _finish_row(row, res, args.first_call)
+            row.update(background_cpus=bg, attempts=attempt + 1, interleaved=True,
+                       shape_sgemm_gflops=shape_gf)
+        if best is None or (bg or 0) < (best[0]["background_cpus"] or 0):
+            best = rows
+        if (best[0]["background_cpus"] or 0) < BUSY_CPUS:
+            break
+    return best
+
+
 def _measure_quietest(spec, fps, tmp, args, t_waits, log):
     """Measure one row, again up to ``args.retries`` times while the machine is busy; the
     attempt with the least background CPU use is kept."""
@@ -195,22 +241,35 @@ def _measure_quietest(spec, fps, tmp, args, t_waits, log):
 
 def _measure(spec, fps, cache, first_call, log):
     """One row: the cold first-call process (optional), then the measuring process."""
-    engine, n = spec["engine"], spec["samples"]
-    threads = spec["threads"]
-    row = {"network": spec["network"], "batch": spec["batch"], "engine": engine,
-           "flops_per_sample": fps, "samples": n, "load_average_before": os.getloadavg()[0]}
     snap = M.cpu_snapshot()
+    row = _start_row(spec, fps, cache, first_call, log)
+    res = _run_worker({**spec, "mode": "full"},
+                      M.worker_env(spec["threads"], cache if first_call else None), log)
+    _finish_row(row, res, first_call)
+    row["background_cpus"] = M.background_cpus(snap, M.cpu_snapshot())
+    return row
+
+
+def _start_row(spec, fps, cache, first_call, log):
+    """A row's fixed fields, and its cold first call in a fresh process (optional)."""
+    row = {"network": spec["network"], "batch": spec["batch"], "engine": spec["engine"],
+           "flops_per_sample": fps, "samples": spec["samples"],
+           "load_average_before": os.getloadavg()[0]}
     if first_call:
-        cold = _run_worker({**spec, "mode": "first"}, M.worker_env(threads, cache), log)
+        cold = _run_worker({**spec, "mode": "first"}, M.worker_env(spec["threads"], cache),
+                           log)
         row["first_call_cold_s"] = cold.get("first_call_s")
         if "error" in cold:
             row["error"] = cold["error"]
-    res = _run_worker({**spec, "mode": "full"},
-                      M.worker_env(threads, cache if first_call else None), log)
+    return row
+
+
+def _finish_row(row, res, first_call):
+    """Fill a row from its measuring worker's result."""
     if "error" in res:
         row["error"] = res["error"]
     else:
-        secs = res["seconds"]
+        n, secs = row["samples"], res["seconds"]
         sps = [n / s for s in secs]
         median = n / statistics.median(secs)
         row.update({
@@ -221,8 +280,7 @@ def _measure(spec, fps, cache, first_call, log):
             "check": res["check"], "resolves_to": res.get("resolves_to"),
             "version": res.get("version"), "build_info": res.get("build_info"),
         })
-    row["background_cpus"] = M.background_cpus(snap, M.cpu_snapshot())
-    row["label"] = _label(engine, row.get("resolves_to"))
+    row["label"] = _label(row["engine"], row.get("resolves_to"))
     return row
 
 
@@ -271,6 +329,9 @@ def parse_args(argv):
                     help=f"a smoke run in well under a minute: {', '.join(QUICK_NETWORKS)}, "
                          f"{QUICK_SAMPLES} samples and {QUICK_ROUNDS} rounds per row, no "
                          "first-call processes (figures are indicative only)")
+    ap.add_argument("--no-interleave", dest="interleave", action="store_false",
+                    help="measure each row alone, one after another (default: the rows of "
+                         "one network take turns round by round; see fastnn.bench.interleave)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.quick:

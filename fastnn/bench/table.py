@@ -65,7 +65,11 @@ def legend(result):
         f"{t} thread(s) for every engine (fastnn + BLAS; torch.set_num_threads; XLA flags), "
         f"process pinned to {t} CPU(s) when fewer than all; JIT compile and one warm-up "
         "round untimed. "
-        "spread: half the min-max range of the rounds.",
+        + ("The rows of one network (all its batch sizes) took turns round by round, each "
+           "engine in its own waiting process, so a drift in the machine's speed reached "
+           "every engine alike. " if any(r.get("interleaved") for r in result["rows"])
+           else "Each row was measured alone, one after another. ")
+        + "spread: half the min-max range of the rounds.",
         f"% sgemm: GFLOP/s / {result['sgemm_gflops']:.1f} GFLOP/s (numpy float32 2048x2048 "
         f"matmul, {t} thread(s), the better of the start and end of this run; BLAS: "
         f"{result['versions'].get('blas', '?')}, so AVX-512 code can exceed 100%). "
@@ -78,7 +82,8 @@ def legend(result):
         "training step; cold = empty Numba cache directory (NUMBA_CACHE_DIR), warm = a second "
         "process after that cache was filled (engines without a JIT differ only by OS caches).",
         "bg CPUs: CPUs' worth of time other processes on the machine used while the row was "
-        "measured (from /proc/stat minus this run's own CPU time); well above 0 means the "
+        "measured (interleaved: while its network's rows were; from /proc/stat minus this "
+        "run's own CPU time); well above 0 means the "
         "row competed for the cores and is slower than it would be on a quiet machine.",
         f"check: max |p - p_numpy| over {CHECK_ROWS} test rows after {result['check_steps']} "
         "training steps from the same initial weights in fastnn's minibatch order; ok if < "

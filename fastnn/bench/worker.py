@@ -7,6 +7,7 @@ results as one JSON line after MARK for the parent (fastnn/bench/compare.py) to 
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import numpy as np
@@ -46,42 +47,65 @@ def worker(spec):
         _emit(out)
         return
 
+    run_round, info = _session(spec)
+    if spec["mode"] == "serve":
+        times = _served_rounds(run_round)
+    else:
+        times = [run_round(e) for e in range(1, spec["rounds"] + 1)]
+    out.update(info)
+    out["peak_rss_mib"] = M.rss_mib()
+    out["seconds"] = times
+    out["samples"] = spec["samples"]
+    (x, y), (xt, _) = B.load_data()
+    out["check"] = _check(spec, x, y, xt)
+    _emit(out)
+
+
+def _session(spec):
+    """Data, engine and an untimed warm-up round; returns (run_round(epoch) -> s, info)."""
     from fastnn.threads import set_num_threads
     set_num_threads(spec["threads"])
-    (x, y), (xt, _) = B.load_data()
+    engine, name, bs = spec["engine"], spec["network"], spec["batch"]
+    (x, y), _ = B.load_data()
     n = spec["samples"]
     xs, ys = x[:n], y[:n]
-    rounds = spec["rounds"]
-    times = []
     if engine in P.PEERS:
         ref = B.build(name, "numpy")
         peer = P.make(engine, P.spec_of(ref), P.weights_of(ref), spec["threads"])
         data = peer.prepare(xs, ys)
-        orders = [peer.order(B.epoch_order(ref, n, e), bs) for e in range(rounds + 1)]
+        orders = [peer.order(B.epoch_order(ref, n, e), bs) for e in range(spec["rounds"] + 1)]
         peer.train(data, orders[0])                               # warm-up round (compiles)
-        for e in range(1, rounds + 1):
+
+        def run_round(e):
             t = time.perf_counter()
             peer.train(data, orders[e])
-            times.append(time.perf_counter() - t)
-        out["version"] = P.version(engine)
-    else:
-        trainer = B.Trainer(name, bs, engine, xs, ys)
-        trainer.warmup()                                           # JIT compile, untimed
-        trainer.run(0)                                             # warm-up round, untimed
-        for e in range(1, rounds + 1):
-            times.append(trainer.run(e))
-        out["resolves_to"] = trainer.model.backend.name
-        info = getattr(trainer.model.backend, "build_info", None)
-        if info is not None:
-            try:
-                out["build_info"] = info()
-            except Exception as exc:  # noqa: BLE001 - informational only
-                out["build_info"] = f"unavailable: {exc}"
-    out["peak_rss_mib"] = M.rss_mib()
-    out["seconds"] = times
-    out["samples"] = n
-    out["check"] = _check(spec, x, y, xt)
-    _emit(out)
+            return time.perf_counter() - t
+        return run_round, {"version": P.version(engine)}
+    trainer = B.Trainer(name, bs, engine, xs, ys)
+    trainer.warmup()                                               # JIT compile, untimed
+    trainer.run(0)                                                 # warm-up round, untimed
+    info = {"resolves_to": trainer.model.backend.name}
+    build_info = getattr(trainer.model.backend, "build_info", None)
+    if build_info is not None:
+        try:
+            info["build_info"] = build_info()
+        except Exception as exc:  # noqa: BLE001 - informational only
+            info["build_info"] = f"unavailable: {exc}"
+    return trainer.run, info
+
+
+def _served_rounds(run_round):
+    """Rounds on request (``--interleave``): the parent writes ``round E`` lines and this
+    process answers each with its seconds, so engines take turns round by round."""
+    _emit({"ready": True})
+    times = []
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd or cmd[0] == "finish":
+            break
+        times.append(run_round(int(cmd[1])))
+        _emit({"round_seconds": times[-1]})
+    return times
 
 
 def _check(spec, x, y, xt):
