@@ -52,6 +52,11 @@ typedef struct {
     void *grad;                 /* n_params gradient (gemm path) */
     void *tmp;                  /* T x maxld per-thread scratch rows */
     int32_t *nzi;               /* B x nzld nonzero input indices per sample */
+    void *nzv;                  /* B x nzld their values (read back in order, not gathered
+                                   from x again) */
+    int32_t *nzs;               /* B x nzsld: where each 16-input block starts in nzi (the
+                                   batch path's row ranges look up, not search) */
+    int nzsld;
     int32_t *nnz;               /* B counts */
     int nzld;
     int tmpld;                  /* row stride of tmp (>= every layer width) */

@@ -30,7 +30,7 @@ static void NAME(grad_task)(const fnn_net *net, fnn_ws *ws, const REAL *x, const
         int32_t *starts = ws->touched + r0 + task->c;   /* as task_sparse0 */
         int32_t *samples;
         REAL *values;
-        NAME(csc_regroup)(net, ws, x, rows, B, r0, w1, starts, &samples, &values);
+        NAME(csc_regroup)(ws, B, r0, w1, starts, &samples, &values);
         for (int64_t i = r0; i < w1; i++) {
             const int q0 = starts[i - r0], q1 = starts[i - r0 + 1];
             if (q0 == q1)

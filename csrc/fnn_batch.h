@@ -14,6 +14,26 @@ static inline const REAL *NAME(x_row)(const REAL *x, const int64_t *rows, int b,
     return x + (rows ? rows[b] : b) * (int64_t)n0;
 }
 
+/* Sample b's nonzero inputs: their indices (nzi), values (nzv) and, for each block of 16
+ * inputs, where its entries start (nzs), in the one pass over the x row. */
+static void NAME(index_nonzeros)(fnn_ws *ws, int b, const REAL *xr, int n0)
+{
+    ws->nnz[b] = NAME(nonzero_entries)(xr, n0, ws->nzi + (int64_t)b * ws->nzld,
+                                       (REAL *)ws->nzv + (int64_t)b * ws->nzld,
+                                       ws->nzs + (int64_t)b * ws->nzsld);
+}
+
+/* The first of sample b's nonzeros with input index >= r (r <= n[0]): its 16-block's start,
+ * then at most 15 inputs on. */
+static inline int NAME(nonzero_from)(const fnn_ws *ws, int b, int64_t r)
+{
+    const int32_t *nzi = ws->nzi + (int64_t)b * ws->nzld;
+    const int nnz = ws->nnz[b];
+    int k = ws->nzs[(int64_t)b * ws->nzsld + (r >> 4)];
+    while (k < nnz && nzi[k] < r) k++;
+    return k;
+}
+
 /* Layer 0 on the nonzero inputs of rows [b0, b1), in column blocks of W small enough to stay
  * in L2 across the whole block of rows. */
 static void NAME(batch_forward_sparse0)(const fnn_net *net, fnn_ws *ws, const REAL *P,
@@ -22,9 +42,10 @@ static void NAME(batch_forward_sparse0)(const fnn_net *net, fnn_ws *ws, const RE
 {
     const int n0 = net->n[0], nout = net->n[1];
     const REAL *W = P + net->woff[0];
-    for (int b = b0; b < b1; b++)
-        ws->nnz[b] = NAME(nonzero_indices)(NAME(x_row)(x, rows, b, n0), n0,
-                                           ws->nzi + (int64_t)b * ws->nzld);
+    for (int b = b0; b < b1; b++) {
+        if (b + 1 < b1) NAME(prefetch_row)(NAME(x_row)(x, rows, b + 1, n0), n0);
+        NAME(index_nonzeros)(ws, b, NAME(x_row)(x, rows, b, n0), n0);
+    }
     const int cb = NAME(colblock)(n0, nout);
     for (int j0 = 0; j0 < nout; j0 += cb) {
         const int nc = nout - j0 < cb ? nout - j0 : cb;

@@ -27,18 +27,15 @@ typedef struct {
 /* Regroup the batch's nonzero inputs of rows [r0, w1) by input row (counting sort, samples in
  * batch order): on return row i's entries are at [starts[i - r0], starts[i - r0 + 1]) of
  * *samples (their batch index) and *values (their x value). */
-static void NAME(csc_regroup)(const fnn_net *net, fnn_ws *ws, const REAL *x,
-                              const int64_t *rows, int B, int64_t r0, int64_t w1,
-                              int32_t *starts, int32_t **samples, REAL **values)
+static void NAME(csc_regroup)(fnn_ws *ws, int B, int64_t r0, int64_t w1, int32_t *starts,
+                              int32_t **samples, REAL **values)
 {
-    const int n0 = net->n[0], nr = (int)(w1 - r0);
+    const int nr = (int)(w1 - r0);
     int64_t base = 0;
     for (int i = 0; i <= nr; i++) starts[i] = 0;
     for (int b = 0; b < B; b++) {
         const int32_t *nzi = ws->nzi + (int64_t)b * ws->nzld;
-        const int nnz = ws->nnz[b];
-        const int k0 = NAME(lower_bound)(nzi, nnz, (int32_t)r0);
-        const int k1 = NAME(lower_bound)(nzi, nnz, (int32_t)w1);
+        const int k0 = NAME(nonzero_from)(ws, b, r0), k1 = NAME(nonzero_from)(ws, b, w1);
         base += k0;   /* the batch's nonzeros below r0 come first: tasks get disjoint slices */
         for (int k = k0; k < k1; k++) starts[nzi[k] - r0 + 1]++;
     }
@@ -47,15 +44,13 @@ static void NAME(csc_regroup)(const fnn_net *net, fnn_ws *ws, const REAL *x,
     REAL *val = (REAL *)ws->cscx + base;
     for (int b = 0; b < B; b++) {   /* starts[i] ends as the start of row i + 1 */
         const int32_t *nzi = ws->nzi + (int64_t)b * ws->nzld;
-        const int nnz = ws->nnz[b];
-        const REAL *xr = x + rows[b] * n0;
-        const int k0 = NAME(lower_bound)(nzi, nnz, (int32_t)r0);
-        const int k1 = NAME(lower_bound)(nzi, nnz, (int32_t)w1);
+        const REAL *xv = (const REAL *)ws->nzv + (int64_t)b * ws->nzld;
+        const int k0 = NAME(nonzero_from)(ws, b, r0), k1 = NAME(nonzero_from)(ws, b, w1);
         for (int k = k0; k < k1; k++) {
             const int i = nzi[k];
             const int q = starts[i - r0]++;
             smp[q] = b;
-            val[q] = xr[i];
+            val[q] = xv[k];
         }
     }
     for (int i = nr; i > 0; i--) starts[i] = starts[i - 1];
@@ -76,7 +71,7 @@ static void NAME(task_sparse0)(const fnn_net *net, fnn_ws *ws, REAL *P, const RE
     int32_t *starts = ws->touched + r0 + c;   /* w1 - r0 + 1 row starts */
     int32_t *samples;
     REAL *values;
-    NAME(csc_regroup)(net, ws, x, rows, B, r0, w1, starts, &samples, &values);
+    NAME(csc_regroup)(ws, B, r0, w1, starts, &samples, &values);
     const int stride = NAME(row_stride)(nout);
     FNN_FOR_ROWS(i, r0, w1, stride) {
         const int q0 = starts[i - r0], q1 = starts[i - r0 + 1];

@@ -214,6 +214,7 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     }
     ws->tmpld = maxld;
     ws->nzld = (net->n[0] + 16 + 15) / 16 * 16;
+    ws->nzsld = (net->n[0] / 16 + 1 + 15) / 16 * 16;
     const int n0 = net->n[0];
     /* sizes */
     size_t off = 0, o_a[FNN_MAXL + 1], o_d[FNN_MAXL + 1];
@@ -232,6 +233,8 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     size_t o_grad = off; off += pad64((size_t)net->n_params * es);
     size_t o_tmp = off; off += pad64((size_t)T * maxld * es);
     size_t o_nzi = off; off += pad64((size_t)B * ws->nzld * sizeof(int32_t));
+    size_t o_nzv = off; off += pad64((size_t)B * ws->nzld * es);
+    size_t o_nzs = off; off += pad64((size_t)B * ws->nzsld * sizeof(int32_t));
     size_t o_cscb = off; off += pad64((size_t)B * ws->nzld * sizeof(int32_t));
     size_t o_cscx = off; off += pad64((size_t)B * ws->nzld * es);
     size_t o_nnz = off; off += pad64((size_t)B * sizeof(int32_t));
@@ -253,6 +256,8 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     ws->grad = blk + o_grad;
     ws->tmp = blk + o_tmp;
     ws->nzi = (int32_t *)(blk + o_nzi);
+    ws->nzv = blk + o_nzv;
+    ws->nzs = (int32_t *)(blk + o_nzs);
     ws->nnz = (int32_t *)(blk + o_nnz);
     ws->cscb = (int32_t *)(blk + o_cscb);
     ws->cscx = blk + o_cscx;

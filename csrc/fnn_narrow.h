@@ -38,13 +38,15 @@ static inline void NAME(prefetch_row)(const REAL *p, int n)
 
 static inline int NAME(lower_bound)(const int32_t *v, int n, int32_t key)
 {
-    int lo = 0, hi = n;
-    while (lo < hi) {
-        int mid = (lo + hi) >> 1;
-        if (v[mid] < key) lo = mid + 1;
-        else hi = mid;
+    /* branch-free halving (a conditional move per level): the searched positions vary from
+     * sample to sample, and a branchy search mispredicted about half its steps */
+    const int32_t *base = v;
+    while (n > 1) {
+        const int half = n >> 1;
+        base = base[half] < key ? base + half : base;
+        n -= half;
     }
-    return lo;
+    return (int)(base - v) + (n == 1 && *base < key);
 }
 
 /* Forward one sample through all layers with the per-sample kernels (layer 0 sparse).

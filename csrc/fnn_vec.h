@@ -123,8 +123,11 @@ static inline VEC NAME(vsqrt)(VEC v)
 #endif
 }
 
-/* Indices of the nonzero entries of x[0:n] (idx needs n + 16 slots). */
-static int NAME(nonzero_indices)(const REAL *restrict x, int n, int32_t *restrict idx)
+/* The nonzero entries of x[0:n]: their indices (idx, n + 16 slots), values (val, n + 16
+ * slots, or NULL) and where each block of 16 inputs starts in idx (blk, n / 16 + 1 slots, or
+ * NULL), in one pass. Returns their count. */
+FNN_ALWAYS_INLINE int NAME(nonzeros_core)(const REAL *restrict x, int n, int32_t *restrict idx,
+                                          REAL *restrict val, int32_t *restrict blk)
 {
     int cnt = 0, i = 0;
 #if VBYTES == 64 && defined(__AVX512F__)
@@ -132,9 +135,11 @@ static int NAME(nonzero_indices)(const REAL *restrict x, int n, int32_t *restric
     __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i step = _mm512_set1_epi32(16);
     for (; i + 16 <= n; i += 16) {
-        __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_setzero_ps(),
-                                         _CMP_NEQ_UQ);
+        const __m512 xv = _mm512_loadu_ps(x + i);
+        __mmask16 m = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        if (blk) blk[i >> 4] = cnt;
         _mm512_storeu_si512((void *)(idx + cnt), _mm512_maskz_compress_epi32(m, iota));
+        if (val) _mm512_storeu_ps(val + cnt, _mm512_maskz_compress_ps(m, xv));
         cnt += __builtin_popcount((unsigned)m);
         iota = _mm512_add_epi32(iota, step);
     }
@@ -142,20 +147,38 @@ static int NAME(nonzero_indices)(const REAL *restrict x, int n, int32_t *restric
     __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m512i step = _mm512_set1_epi32(8);
     for (; i + 8 <= n; i += 8) {
-        __mmask8 m = _mm512_cmp_pd_mask(_mm512_loadu_pd(x + i), _mm512_setzero_pd(),
-                                        _CMP_NEQ_UQ);
+        const __m512d xv = _mm512_loadu_pd(x + i);
+        __mmask8 m = _mm512_cmp_pd_mask(xv, _mm512_setzero_pd(), _CMP_NEQ_UQ);
+        if (blk && (i & 15) == 0) blk[i >> 4] = cnt;
         _mm512_storeu_si512((void *)(idx + cnt),
                             _mm512_maskz_compress_epi32((__mmask16)m, iota));
+        if (val) _mm512_storeu_pd(val + cnt, _mm512_maskz_compress_pd(m, xv));
         cnt += __builtin_popcount((unsigned)m);
         iota = _mm512_add_epi32(iota, step);
     }
 #endif
 #endif
     for (; i < n; i++) {
+        if (blk && (i & 15) == 0) blk[i >> 4] = cnt;
         idx[cnt] = i;
+        if (val) val[cnt] = x[i];
         cnt += x[i] != 0;
     }
+    if (blk && (n & 15) == 0) blk[n >> 4] = cnt;
     return cnt;
+}
+
+/* Indices of the nonzero entries of x[0:n] (idx needs n + 16 slots). */
+static int NAME(nonzero_indices)(const REAL *restrict x, int n, int32_t *restrict idx)
+{
+    return NAME(nonzeros_core)(x, n, idx, NULL, NULL);
+}
+
+/* Indices, values and 16-block starts of the nonzero entries (see nonzeros_core). */
+static int NAME(nonzero_entries)(const REAL *restrict x, int n, int32_t *restrict idx,
+                                 REAL *restrict val, int32_t *restrict blk)
+{
+    return NAME(nonzeros_core)(x, n, idx, val, blk);
 }
 
 #if IS_F32

@@ -58,6 +58,22 @@ def test_every_simd_build_matches_numpy(isa, dtype, sizes, batch, opt):
     assert_close(mod.predict(x[3]), ref.predict(x[3]), dtype, f"one row ({isa})")
 
 
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("n_in,opt", [(100, "adam"), (47, "momentum"), (64, "sgd")])
+def test_layer0_row_tasks_split_anywhere_match_numpy(isa, dtype, n_in, opt):
+    """The batched step's layer-0 tasks find each sample's nonzeros in their row range from
+    16-input block starts: ranges that start and end inside a block must still match."""
+    old = kernels.get_tuning()
+    kernels.set_tuning(par_min_work_batch=0, task_work=1000)   # chunked, 8 tasks per layer
+    try:
+        x, _, ((ref, _), (mod, _)) = train_pair("cython", (n_in, 130, 10), "relu", "softmax",
+                                                "cross_entropy", opt, dtype, 160, 32, 1)
+    finally:
+        kernels.set_tuning(**old)
+    assert_close(mod.params, ref.params, dtype, f"parameters ({isa}, {n_in} inputs)")
+
+
 @pytest.mark.parametrize("sizes,batch,opt", [((784, 16, 16, 10), 10, "sgd"),
                                              ((784, 16, 16, 10), 32, "momentum"),
                                              ((100, 30, 10), 64, "adam_wd")])
