@@ -21,6 +21,7 @@ cdef extern from "fnn.h" nogil:
 
     ctypedef struct fnn_ws:
         int B, T, elsize
+        double xpeak
         size_t bytes
 
     ctypedef struct fnn_opt:

@@ -87,6 +87,12 @@ cdef class Workspace:
     def nbytes(self):
         return self.ws.bytes
 
+    @property
+    def input_peak(self):
+        """max |x| over every input row the last ``train_steps`` call trained on (the kernels
+        check each row as they read it): NaN or inf if some value was."""
+        return self.ws.xpeak
+
     def __repr__(self):
         return (f"<fastnn._kernels.Workspace batch_size={self.batch_size} "
                 f"dtype={self.dtype.name} {self.ws.bytes} bytes>")

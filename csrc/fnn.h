@@ -67,6 +67,9 @@ typedef struct {
     uint32_t *stamp;            /* n[0]: step stamp of the last touch */
     uint32_t epoch;
     double *lossb;              /* B per-sample losses */
+    double *xpkb;               /* B per-sample max |x| (training checks its inputs as it
+                                   reads them: NaN or inf if some value is) */
+    double xpeak;               /* max |x| over every row the last train call read */
     int64_t *corb;              /* B per-sample correct counts */
     void *block;
     size_t bytes;

@@ -14,13 +14,13 @@ static inline const REAL *NAME(x_row)(const REAL *x, const int64_t *rows, int b,
     return x + (rows ? rows[b] : b) * (int64_t)n0;
 }
 
-/* Sample b's nonzero inputs: their indices (nzi), values (nzv) and, for each block of 16
- * inputs, where its entries start (nzs), in the one pass over the x row. */
+/* Sample b's nonzero inputs: their indices (nzi), values (nzv), for each block of 16 inputs
+ * where its entries start (nzs), and the row's max |x| (xpkb), in the one pass over it. */
 static void NAME(index_nonzeros)(fnn_ws *ws, int b, const REAL *xr, int n0)
 {
     ws->nnz[b] = NAME(nonzero_entries)(xr, n0, ws->nzi + (int64_t)b * ws->nzld,
                                        (REAL *)ws->nzv + (int64_t)b * ws->nzld,
-                                       ws->nzs + (int64_t)b * ws->nzsld);
+                                       ws->nzs + (int64_t)b * ws->nzsld, &ws->xpkb[b]);
 }
 
 /* The first of sample b's nonzeros with input index >= r (r <= n[0]): its 16-block's start,
@@ -208,6 +208,9 @@ static void NAME(batch_forward_backward)(const fnn_net *net, fnn_ws *ws, const R
 {
     const int L = net->L, nL = net->n[L];
     if (b1 - b0 <= 0) return;
+    if (!sparse0)   /* the sparse layer 0 checks each row as it indexes it */
+        for (int b = b0; b < b1; b++)
+            ws->xpkb[b] = NAME(abs_peak)(NAME(x_row)(x, rows, b, net->n[0]), net->n[0]);
     NAME(batch_forward_rows)(net, ws, P, x, rows, b0, b1, B, NULL, sparse0);
     for (int b = b0; b < b1; b++)
         ws->lossb[b] = NAME(loss_head)(net, NAME(arow)(ws, L, b), y + rows[b] * (int64_t)nL,

@@ -166,7 +166,7 @@ static void NAME(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_
                              int chunked, fnn_team *tm, int tid, double *loss_out,
                              int64_t *corr_out)
 {
-    double loss_sum = 0;
+    double loss_sum = 0, peak = 0;
     int64_t corr = 0;
     NAME(opt_scalars) o;
     const int sparse0 = fnn_tune.sparse;
@@ -193,6 +193,7 @@ static void NAME(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_
             for (int b = 0; b < B; b++) {
                 loss_sum += ws->lossb[b];
                 corr += ws->corb[b];
+                peak = NAME(peak_merge)(peak, ws->xpkb[b]);
             }
         }
         for (int k = NAME(next_item)(tm, 1, -1); k < n_tasks; k = NAME(next_item)(tm, 1, k))
@@ -202,6 +203,7 @@ static void NAME(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_
     if (tid == 0) {
         *loss_out = loss_sum;
         *corr_out = corr;
+        ws->xpeak = peak;
     }
 }
 

@@ -241,6 +241,7 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     size_t o_touched = off; off += pad64((size_t)(n0 + T + 1 + 16) * sizeof(int32_t));
     size_t o_stamp = off; off += pad64((size_t)n0 * sizeof(uint32_t));
     size_t o_loss = off; off += pad64((size_t)B * sizeof(double));
+    size_t o_xpk = off; off += pad64((size_t)B * sizeof(double));
     size_t o_cor = off; off += pad64((size_t)B * sizeof(int64_t));
     char *blk = NULL;
     if (posix_memalign((void **)&blk, 64, off ? off : 64)) return -2;
@@ -264,6 +265,7 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     ws->touched = (int32_t *)(blk + o_touched);
     ws->stamp = (uint32_t *)(blk + o_stamp);
     ws->lossb = (double *)(blk + o_loss);
+    ws->xpkb = (double *)(blk + o_xpk);
     ws->corb = (int64_t *)(blk + o_cor);
     return 0;
 }

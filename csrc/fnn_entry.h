@@ -39,6 +39,7 @@ static double NAME(train)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_op
     const REAL *x = (const REAL *)xv, *y = (const REAL *)yv;
     *status = 0;
     *correct = 0;
+    ws->xpeak = 0;
     if (nsteps <= 0) return 0.0;
     int64_t end = start + nsteps * bs;
     if (end > n_order) end = n_order;
@@ -67,45 +68,6 @@ static double NAME(train)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_op
 
 /* predict through the batched kernels: thread t owns workspace rows [w0, w1) and x rows
  * [i0, i1), and runs them through in pieces of w1 - w0 rows, each with a one-thread BLAS. */
-/* max |x| over n values in one pass (the Model API's input check, ~memory speed). It compares
- * the bits with the sign cleared as unsigned integers: for non-negative floats that is the value
- * order, and inf and NaN sort above every finite value, so the result is NaN or inf exactly when
- * some value is. An integer max is exact and order-free, so it vectorises; 4 vector accumulators
- * hide the compare-select latency. */
-static double NAME(abs_peak)(const void *xv, int64_t n)
-{
-#if IS_F32
-    typedef uint32_t bits;
-    const bits mask = 0x7fffffffu;
-#else
-    typedef uint64_t bits;
-    const bits mask = 0x7fffffffffffffffull;
-#endif
-    enum { ACCUMULATORS = 4 * LANES };
-    const bits *b = (const bits *)xv;
-    bits m[ACCUMULATORS] = {0};
-    int64_t i = 0;
-    for (; i + ACCUMULATORS <= n; i += ACCUMULATORS)
-        for (int k = 0; k < ACCUMULATORS; k++) {
-            const bits v = b[i + k] & mask;
-            m[k] = v > m[k] ? v : m[k];
-        }
-    for (; i < n; i++) {
-        const bits v = b[i] & mask;
-        m[0] = v > m[0] ? v : m[0];
-    }
-    for (int k = 1; k < ACCUMULATORS; k++) m[0] = m[k] > m[0] ? m[k] : m[0];
-    REAL r;
-    memcpy(&r, &m[0], sizeof r);
-    return (double)r;
-}
-
-/* The larger of two abs_peak results; NaN if either is. */
-static inline double NAME(peak_merge)(double a, double b)
-{
-    return a != a || b != b ? NAN : (a > b ? a : b);
-}
-
 /* abs_peak of rows [i0, i1) merged into *mine (peak requested), else nothing. */
 static inline void NAME(peak_rows)(const double *peak, double *mine, const REAL *x, int n0,
                                    int64_t i0, int64_t i1)

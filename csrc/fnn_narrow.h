@@ -56,8 +56,11 @@ static void NAME(forward_one)(const fnn_net *net, fnn_ws *ws, const REAL *P, con
 {
     const int L = net->L;
     int32_t *nzi = ws->nzi + (int64_t)b * ws->nzld;
-    const int nnz = NAME(nonzero_indices)(x, net->n[0], nzi);
-    if (keep_nnz) ws->nnz[b] = nnz;   /* predict threads skip it: adjacent counts share a line */
+    /* training (keep_nnz) also checks the row; predict threads skip the per-sample slots:
+     * adjacent ones share a cache line */
+    const int nnz = keep_nnz ? NAME(nonzero_indices_peak)(x, net->n[0], nzi, &ws->xpkb[b])
+                             : NAME(nonzero_indices)(x, net->n[0], nzi);
+    if (keep_nnz) ws->nnz[b] = nnz;
     REAL *z = NAME(arow)(ws, 1, b);
     NAME(weighted_rows_sparse)(z, net->n[1], P + net->woff[0], net->n[1], x, nzi, nnz, 1);
     NAME(bias_act_pad)(net->act[0], z, P + net->boff[0], net->n[1]);
@@ -220,7 +223,7 @@ static void NAME(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn
                               int acc_mode, int t, int T, fnn_team *tm, double *loss_out,
                               int64_t *corr_out)
 {
-    double loss_sum = 0;
+    double loss_sum = 0, peak = 0;
     int64_t corr = 0;
     NAME(opt_scalars) o;
     for (int64_t s = 0; s < nsteps; s++) {
@@ -246,6 +249,7 @@ static void NAME(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn
             for (int b = 0; b < B; b++) {
                 loss_sum += ws->lossb[b];
                 corr += ws->corb[b];
+                peak = NAME(peak_merge)(peak, ws->xpkb[b]);
             }
         }
         if (T > 1) fnn_team_barrier(tm, -1);
@@ -253,6 +257,7 @@ static void NAME(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn
     if (t == 0) {
         *loss_out = loss_sum;
         *corr_out = corr;
+        ws->xpeak = peak;
     }
 }
 

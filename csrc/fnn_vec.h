@@ -123,32 +123,88 @@ static inline VEC NAME(vsqrt)(VEC v)
 #endif
 }
 
+/* max |x| over n values in one pass (the Model API's input check, ~memory speed). It compares
+ * the bits with the sign cleared as unsigned integers: for non-negative floats that is the value
+ * order, and inf and NaN sort above every finite value, so the result is NaN or inf exactly when
+ * some value is. An integer max is exact and order-free, so it vectorises; 4 vector accumulators
+ * hide the compare-select latency. */
+static double NAME(abs_peak)(const void *xv, int64_t n)
+{
+#if IS_F32
+    typedef uint32_t bits;
+    const bits mask = 0x7fffffffu;
+#else
+    typedef uint64_t bits;
+    const bits mask = 0x7fffffffffffffffull;
+#endif
+    enum { ACCUMULATORS = 4 * LANES };
+    const bits *b = (const bits *)xv;
+    bits m[ACCUMULATORS] = {0};
+    int64_t i = 0;
+    for (; i + ACCUMULATORS <= n; i += ACCUMULATORS)
+        for (int k = 0; k < ACCUMULATORS; k++) {
+            const bits v = b[i + k] & mask;
+            m[k] = v > m[k] ? v : m[k];
+        }
+    for (; i < n; i++) {
+        const bits v = b[i] & mask;
+        m[0] = v > m[0] ? v : m[0];
+    }
+    for (int k = 1; k < ACCUMULATORS; k++) m[0] = m[k] > m[0] ? m[k] : m[0];
+    REAL r;
+    memcpy(&r, &m[0], sizeof r);
+    return (double)r;
+}
+
+/* The larger of two abs_peak results; NaN if either is. */
+static inline double NAME(peak_merge)(double a, double b)
+{
+    return a != a || b != b ? NAN : (a > b ? a : b);
+}
+
 /* The nonzero entries of x[0:n]: their indices (idx, n + 16 slots), values (val, n + 16
  * slots, or NULL) and where each block of 16 inputs starts in idx (blk, n / 16 + 1 slots, or
- * NULL), in one pass. Returns their count. */
+ * NULL), and max |x| (*peak, as abs_peak, or NULL), in one pass. Returns their count. */
 FNN_ALWAYS_INLINE int NAME(nonzeros_core)(const REAL *restrict x, int n, int32_t *restrict idx,
-                                          REAL *restrict val, int32_t *restrict blk)
+                                          REAL *restrict val, int32_t *restrict blk,
+                                          double *peak)
 {
     int cnt = 0, i = 0;
+#if IS_F32
+    uint32_t top = 0;
+    const uint32_t sign_off = 0x7fffffffu;
+#else
+    uint64_t top = 0;
+    const uint64_t sign_off = 0x7fffffffffffffffull;
+#endif
 #if VBYTES == 64 && defined(__AVX512F__)
 #if IS_F32
     __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i step = _mm512_set1_epi32(16);
+    __m512i vtop = _mm512_setzero_si512();
     for (; i + 16 <= n; i += 16) {
         const __m512 xv = _mm512_loadu_ps(x + i);
         __mmask16 m = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        if (peak)
+            vtop = _mm512_max_epu32(vtop, _mm512_and_si512(_mm512_castps_si512(xv),
+                                                           _mm512_set1_epi32(0x7fffffff)));
         if (blk) blk[i >> 4] = cnt;
         _mm512_storeu_si512((void *)(idx + cnt), _mm512_maskz_compress_epi32(m, iota));
         if (val) _mm512_storeu_ps(val + cnt, _mm512_maskz_compress_ps(m, xv));
         cnt += __builtin_popcount((unsigned)m);
         iota = _mm512_add_epi32(iota, step);
     }
+    if (peak) top = _mm512_reduce_max_epu32(vtop);
 #else
     __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m512i step = _mm512_set1_epi32(8);
+    __m512i vtop = _mm512_setzero_si512();
     for (; i + 8 <= n; i += 8) {
         const __m512d xv = _mm512_loadu_pd(x + i);
         __mmask8 m = _mm512_cmp_pd_mask(xv, _mm512_setzero_pd(), _CMP_NEQ_UQ);
+        if (peak)
+            vtop = _mm512_max_epu64(vtop, _mm512_and_si512(_mm512_castpd_si512(xv),
+                                                           _mm512_set1_epi64(sign_off)));
         if (blk && (i & 15) == 0) blk[i >> 4] = cnt;
         _mm512_storeu_si512((void *)(idx + cnt),
                             _mm512_maskz_compress_epi32((__mmask16)m, iota));
@@ -156,29 +212,48 @@ FNN_ALWAYS_INLINE int NAME(nonzeros_core)(const REAL *restrict x, int n, int32_t
         cnt += __builtin_popcount((unsigned)m);
         iota = _mm512_add_epi32(iota, step);
     }
+    if (peak) top = _mm512_reduce_max_epu64(vtop);
 #endif
 #endif
     for (; i < n; i++) {
         if (blk && (i & 15) == 0) blk[i >> 4] = cnt;
         idx[cnt] = i;
         if (val) val[cnt] = x[i];
+        if (peak) {
+            __typeof__(top) v;
+            memcpy(&v, x + i, sizeof v);
+            v &= sign_off;
+            top = v > top ? v : top;
+        }
         cnt += x[i] != 0;
     }
     if (blk && (n & 15) == 0) blk[n >> 4] = cnt;
+    if (peak) {
+        REAL r;
+        memcpy(&r, &top, sizeof r);
+        *peak = (double)r;
+    }
     return cnt;
 }
 
 /* Indices of the nonzero entries of x[0:n] (idx needs n + 16 slots). */
 static int NAME(nonzero_indices)(const REAL *restrict x, int n, int32_t *restrict idx)
 {
-    return NAME(nonzeros_core)(x, n, idx, NULL, NULL);
+    return NAME(nonzeros_core)(x, n, idx, NULL, NULL, NULL);
 }
 
-/* Indices, values and 16-block starts of the nonzero entries (see nonzeros_core). */
-static int NAME(nonzero_entries)(const REAL *restrict x, int n, int32_t *restrict idx,
-                                 REAL *restrict val, int32_t *restrict blk)
+/* nonzero_indices and max |x| (*peak) in the same pass. */
+static int NAME(nonzero_indices_peak)(const REAL *restrict x, int n, int32_t *restrict idx,
+                                      double *peak)
 {
-    return NAME(nonzeros_core)(x, n, idx, val, blk);
+    return NAME(nonzeros_core)(x, n, idx, NULL, NULL, peak);
+}
+
+/* Indices, values, 16-block starts and max |x| of the nonzero entries (nonzeros_core). */
+static int NAME(nonzero_entries)(const REAL *restrict x, int n, int32_t *restrict idx,
+                                 REAL *restrict val, int32_t *restrict blk, double *peak)
+{
+    return NAME(nonzeros_core)(x, n, idx, val, blk, peak);
 }
 
 #if IS_F32

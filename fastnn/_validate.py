@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
 from .backends import abs_peak
+
+UNSCALED_WARN = 20.0      # |x| above this suggests pixels 0..255 or raw features
 
 
 def _kind_error(name, arr):
@@ -33,10 +36,18 @@ def _one_pass(arr) -> bool:
     return arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous
 
 
-def _nonfinite_error(name, arr):
+def nonfinite_error(name, arr):
     bad = np.argwhere(~np.isfinite(arr))[0]   # only on the error path: a full-size mask is fine
     where = tuple(int(i) for i in bad)
     return ValueError(f"{name}: contains NaN or inf (first at index {where})")
+
+
+def warn_unscaled(name, peak, stacklevel):
+    """The warning for inputs far from unit scale (``stacklevel``: as seen by the caller)."""
+    if peak > UNSCALED_WARN:
+        warnings.warn(f"{name}: values reach {peak:.4g}; networks train badly on unscaled "
+                      "inputs: divide pixels by 255 or use fastnn.datasets.StandardScaler",
+                      UserWarning, stacklevel=stacklevel + 1)
 
 
 def check_finite(name, arr):
@@ -45,7 +56,7 @@ def check_finite(name, arr):
         return
     ok = math.isfinite(abs_peak(arr)) if _one_pass(arr) else bool(np.isfinite(arr).all())
     if not ok:
-        raise _nonfinite_error(name, arr)
+        raise nonfinite_error(name, arr)
 
 
 def as_inputs(name, x, n_features, dtype) -> np.ndarray:
@@ -58,7 +69,7 @@ def inputs_and_peak(name, x, n_features, dtype):
     out = as_array(name, x, n_features, dtype)
     peak = abs_peak(out)
     if not math.isfinite(peak):
-        raise _nonfinite_error(name, out)
+        raise nonfinite_error(name, out)
     return out, peak
 
 

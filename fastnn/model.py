@@ -7,7 +7,6 @@ functions (fastnn/backends/__init__.py), with the NumPy backend as the specifica
 from __future__ import annotations
 
 import threading
-import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -27,6 +26,7 @@ from .training import (  # noqa: F401
     SAMPLES_PER_CALL,
     DivergenceError,
     History,
+    InputWatch,
     _defer_sigint,
     _format_logs,
     epoch_order,
@@ -37,7 +37,6 @@ Evaluation = namedtuple("Evaluation", "loss accuracy")
 _FitArgs = namedtuple("_FitArgs", "xs ts xv tv epochs initial_epoch batch_size requested "
                       "callbacks seed")
 PREDICT_CHUNK = 1024      # rows per predict workspace
-UNSCALED_WARN = 20.0      # |x| above this suggests pixels 0..255 or raw features
 
 
 class Sequential:
@@ -145,10 +144,7 @@ class Sequential:
     # ---- data preparation ---------------------------------------------------------------
     def _inputs(self, name, x):
         arr, peak = V.inputs_and_peak(name, x, self.input_size, self.dtype)
-        if peak > UNSCALED_WARN:
-            warnings.warn(f"{name}: values reach {peak:.4g}; networks train badly "
-                          "on unscaled inputs: divide pixels by 255 or use "
-                          "fastnn.datasets.StandardScaler", UserWarning, stacklevel=3)
+        V.warn_unscaled(name, peak, stacklevel=3)
         return arr
 
     def _targets(self, name, y, n):
@@ -241,10 +237,14 @@ class Sequential:
             return fit_distributed(self, x, y, comm=comm, sync_every=sync_every, **kwargs)
         if sync_every != 1:
             raise ValueError("sync_every: only meaningful with comm= (data-parallel training)")
-        prep = self._prepare_fit(x, y, **kwargs)
+        defer = (getattr(self.backend, "checks_inputs_in_training", False)
+                 and validation_split is None)
+        prep = self._prepare_fit(x, y, defer_check=defer, **kwargs)
         xs, ts, xv, tv = prep.xs, prep.ts, prep.xv, prep.tv
         epochs, initial_epoch, seed = prep.epochs, prep.initial_epoch, prep.seed
         batch_size, callbacks = prep.batch_size, prep.callbacks
+        # deferred: the first epoch checks every row as it trains (training.InputWatch)
+        watch = InputWatch(self, "x", xs) if defer and epochs > initial_epoch else None
 
         history = self.history = History()
         self.stop_training = False
@@ -254,7 +254,8 @@ class Sequential:
         try:
             for epoch in range(initial_epoch, epochs):
                 logs = run_epoch(self, xs, ts, epoch, batch_size, shuffle, seed, ws, verbose,
-                                 epochs)
+                                 epochs, watch)
+                watch = None                 # every row has been read and checked
                 if xv is not None:
                     ev = self._evaluate(xv, tv)
                     logs["val_loss"], logs["val_accuracy"] = ev.loss, ev.accuracy
@@ -275,11 +276,16 @@ class Sequential:
         return history
 
     def _prepare_fit(self, x, y, epochs, batch_size, shuffle, validation_data,
-                     validation_split, seed, verbose, callbacks, initial_epoch):
-        """Check and convert fit's arguments once; sets ``fit_seed``."""
+                     validation_split, seed, verbose, callbacks, initial_epoch,
+                     defer_check=False):
+        """Check and convert fit's arguments once; sets ``fit_seed``. ``defer_check``: x is
+        checked finite while the first epoch trains (training.InputWatch), not here."""
         epochs = V.check_int("epochs", epochs, 0)
         initial_epoch = V.check_int("initial_epoch", initial_epoch, 0, epochs)
-        xs = self._inputs("x", x)
+        if defer_check and epochs > initial_epoch:
+            xs = V.as_array("x", x, self.input_size, self.dtype)
+        else:
+            xs = self._inputs("x", x)
         ts = self._targets("y", y, len(xs))
         if validation_data is not None and validation_split is not None:
             raise ValueError("give validation_data or validation_split, not both")

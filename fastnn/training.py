@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from . import _validate as V
 from .codes import ACC_NONE
 
 SAMPLES_PER_CALL = 8192   # a fused native call runs about this many samples between returns
@@ -63,6 +64,29 @@ def _defer_sigint():
         signal.signal(signal.SIGINT, previous)
 
 
+class InputWatch:
+    """fit's input check, folded into training: backends whose kernels check each input row as
+    they read it (``checks_inputs_in_training``; the workspace's ``input_peak`` after a call)
+    spare fit a separate pass over x. The first epoch reads every row; a NaN or inf found there
+    puts back the weights, optimiser state and history fit started from, then raises the error
+    the up-front check raises, so a bad input still changes nothing."""
+
+    def __init__(self, model, name, x):
+        self.model, self.name, self.x = model, name, x
+        self.saved, self.history = model.get_state(), model.history
+        self.warned = False
+
+    def after_call(self, ws):
+        peak = ws.input_peak
+        if not math.isfinite(peak):
+            self.model.set_state(self.saved)
+            self.model.history = self.history
+            raise V.nonfinite_error(self.name, self.x)
+        if not self.warned and peak > V.UNSCALED_WARN:
+            self.warned = True
+            V.warn_unscaled(self.name, peak, stacklevel=3)   # at fit, as the up-front one
+
+
 def epoch_order(n, epoch, shuffle, seed):
     """The sample order of one epoch: a permutation drawn from (seed, epoch), or 0..n-1."""
     if not shuffle:
@@ -71,8 +95,9 @@ def epoch_order(n, epoch, shuffle, seed):
     return rng.permutation(n).astype(np.int64)
 
 
-def run_epoch(model, xs, ts, epoch, bs, shuffle, seed, ws, verbose, epochs):
-    """One epoch of ``model`` in fused native calls; returns the epoch's logs."""
+def run_epoch(model, xs, ts, epoch, bs, shuffle, seed, ws, verbose, epochs, watch=None):
+    """One epoch of ``model`` in fused native calls; returns the epoch's logs. ``watch``: an
+    InputWatch for the epoch that checks the inputs as it trains."""
     n = len(xs)
     opt, be = model.optimizer, model.backend
     opt.set_epoch(epoch)
@@ -89,6 +114,8 @@ def run_epoch(model, xs, ts, epoch, bs, shuffle, seed, ws, verbose, epochs):
             with _defer_sigint() as interrupted:
                 ls, c = be.train_steps(model.net, opt, xs, ts.y, order, step * bs, k, bs, ws,
                                        ts.acc_mode)
+            if watch is not None:    # a bad input is named before any divergence is
+                watch.after_call(ws)
             if not (math.isfinite(ls) and np.isfinite(model.params).all()):
                 locate_divergence(model, saved, xs, ts, order, step, k, bs, ws, epoch)
             step += k

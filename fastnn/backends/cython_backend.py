@@ -43,6 +43,9 @@ apply_update = _kernels.apply_update
 apply_update_sum = _kernels.apply_update_sum
 Workspace = _kernels.Workspace
 abs_peak = _kernels.abs_peak   # one-pass input check for the Model API (via the registry)
+# train_steps leaves max |x| of the rows it read in ws.input_peak (each row checked as the
+# kernel reads it), so fit needs no separate pass over x (training.InputWatch)
+checks_inputs_in_training = True
 
 
 def predict_checked(net, x, out, ws):
