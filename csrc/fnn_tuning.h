@@ -54,9 +54,12 @@
 /* MACs per step from which a narrow network leaves the per-sample path for the batched one in
  * pieces, when 2+ threads run. Measured on the quiet VM, 2 threads, wall time, A/B in
  * alternation, batch 128: 784-64-64-10 (7.1M MACs) 513-555k samples/s in pieces vs 338-344k
- * per sample; 784-32-32-10 (3.4M) undecided (469-673k vs 540-554k), so it stays per sample;
- * digits-16 at batch 10 (0.13M) is far below. */
-#define FNN_TUNE_NARROW_PIECES_MIN 5000000
+ * per sample. 784-32-32-10 (3.4M) was undecided in alternation within one process; with the
+ * old and new builds taking turns in two processes (16 rounds) pieces won 1.41x (781k vs 544k)
+ * once the per-step layer-0 lookups and the fused input check had landed. Just above 2M:
+ * digits-16 b200 (2.6M) 1.06x, nielsen-30 b100 (2.4M) 1.04x, both within noise. digits-16 at
+ * batch 10 (0.13M) is far below. */
+#define FNN_TUNE_NARROW_PIECES_MIN 2000000
 
 /* 1: float32 gemm with n % 32 == 0 uses our AVX-512 kernel (AVX-512 build only): scipy's
  * OpenBLAS runs its AVX2 (Haswell) kernel on AVX-512 machines. */

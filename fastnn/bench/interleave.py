@@ -21,7 +21,10 @@ import time
 
 from .worker import MARK
 
-PAUSE_S = 0.05   # between turns: lets the last engine's spinning OpenMP threads go to sleep
+# After its turn an engine's threads may spin before they sleep (OpenBLAS's for up to ~0.1 s,
+# OpenMP's briefly), which would slow the next engine. So the next turn waits until the last
+# engine's process used no CPU over a whole poll interval (at most QUIET_MAX_S).
+QUIET_POLL_S, QUIET_MAX_S = 0.03, 2.0
 
 
 class Served:
@@ -72,6 +75,26 @@ class Served:
             self.error = self.error or self._failure()
             return False
 
+    def cpu_ticks(self):
+        """CPU time used so far by every thread of the worker (clock ticks), or None."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])     # utime + stime
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def wait_quiet(self):
+        """Return once the worker has used no CPU for a poll interval (see QUIET_POLL_S)."""
+        deadline = time.monotonic() + QUIET_MAX_S
+        last = self.cpu_ticks()
+        while time.monotonic() < deadline:
+            time.sleep(QUIET_POLL_S)
+            now = self.cpu_ticks()
+            if now is None or now == last:
+                return
+            last = now
+
     def ready(self):
         return self._reply() is not None
 
@@ -107,7 +130,7 @@ def measure_group(specs, envs, rounds, timeout, log):
         k = (r - 1) % len(live)
         for w in live[k:] + live[:k]:
             w.round(r)
-            time.sleep(PAUSE_S)
+            w.wait_quiet()
         log(f"    round {r}/{rounds}: " + ", ".join(
             f"{w.spec['engine']}/b{w.spec['batch']} {w.spec['samples'] / w.times[-1]:,.0f}"
             for w in live if w.error is None and len(w.times) == r))
