@@ -70,3 +70,26 @@ def test_compare_marks_interleaved_rows_and_can_run_them_one_by_one(first_step, 
             assert len(r["samples_per_sec_rounds"]) == 2 and r["check"]["ok"]
     json.dumps(result)          # what --json writes
     assert np.isfinite(result["rows"][0]["vs_numpy"])
+
+
+def test_time_to_accuracy_takes_turns_seed_by_seed(first_step, tmp_path):
+    """Each (engine, seed) in its own process, runs kept in seed order per engine."""
+    import subprocess
+    import sys
+
+    from fastnn.bench import peers as P
+    peers = "torch" if P.installed("torch") else ""
+    out = tmp_path / "tta.json"
+    proc = subprocess.run([sys.executable, "-m", "fastnn.bench.time_to_accuracy", "--seeds",
+                           "0,1", "--peers", peers, "--target", "0.5", "--threads", "1",
+                           "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert [e["engine"] for e in result["engines"]] == ["fastnn", *([peers] if peers else [])]
+    for e in result["engines"]:
+        assert [r["seed"] for r in e["runs"]] == [0, 1]
+        assert all(r["reached"] for r in e["runs"])
+        assert e["median_seconds"] > 0
+    if peers:   # the second seed started with the peer: the turns rotate
+        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip().endswith(":")]
+        assert lines == ["fastnn:", "torch:", "torch:", "fastnn:"]

@@ -10,7 +10,7 @@ at the first epoch end with test accuracy >= the target. The reported time is th
 of that whole loop (training + per-epoch evaluation); data loading and JIT compilation (a
 warm-up fit on a small slice) come before it. The PyTorch run copies fastnn's initial weights
 and follows the same order, schedule, loss and optimiser (PyTorch conventions), float32, same
-threads. Each engine runs in its own process.
+threads. Each (engine, seed) runs in its own process, the engines taking turns seed by seed.
 """
 
 from __future__ import annotations
@@ -185,16 +185,26 @@ def main(argv=None):
     print(f"time to {100 * args.target:.1f}% test accuracy: {recipe_text(args.recipe)}; "
           f"{args.threads} thread(s)", file=sys.stderr)
     waits_end = time.monotonic() + args.wait_idle   # all waiting for quiet ends by then
+    runs, bgs, failed = {e: [] for e in engines}, {e: [] for e in engines}, set()
     with tempfile.TemporaryDirectory() as tmp:
-        for engine in engines:
-            if time.monotonic() < waits_end:   # each engine starts on a quiet machine if it can
-                M.wait_idle(min(180, waits_end - time.monotonic()),
-                           lambda m: print(m, file=sys.stderr, flush=True))
-            row = _run_engine(engine, args, Path(tmp) / f"{engine}.json")
-            if "failed" in row:
-                notes.append(row["failed"])
-            else:
-                result["engines"].append(row)
+        # the engines take turns seed by seed, so a drift in the machine's speed reaches both
+        # (see fastnn.bench.interleave)
+        for i, seed in enumerate(args.seeds):
+            for engine in engines[i % len(engines):] + engines[:i % len(engines)]:
+                if engine in failed:
+                    continue
+                if time.monotonic() < waits_end:   # each run starts on a quiet machine if it can
+                    M.wait_idle(min(180, waits_end - time.monotonic()),
+                               lambda m: print(m, file=sys.stderr, flush=True))
+                got = _run_seed(engine, seed, args, Path(tmp) / f"{engine}-{seed}.json")
+                if "failed" in got:
+                    notes.append(got["failed"])
+                    failed.add(engine)
+                else:
+                    runs[engine].append(got["run"])
+                    bgs[engine].append(got["background_cpus"])
+    result["engines"] = [_row(e, runs[e], max(bgs[e]), args) for e in engines
+                         if e not in failed and runs[e]]
     _print_table(result, notes)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
@@ -202,20 +212,22 @@ def main(argv=None):
     return 0
 
 
-def _run_engine(engine, args, out):
-    """Every seed of one engine in a fresh process; its row, or {"failed": reason}."""
+def _run_seed(engine, seed, args, out):
+    """One seed of one engine in a fresh process: {"run", "background_cpus"} or {"failed"}."""
     cmd = [sys.executable, "-m", "fastnn.bench.time_to_accuracy", "--only", engine,
            "--out", str(out), "--recipe", args.recipe, "--threads", str(args.threads),
-           "--backend", args.backend, "--target", str(args.target),
-           "--seeds", ",".join(map(str, args.seeds))]
-    env = M.worker_env(args.threads)
+           "--backend", args.backend, "--target", str(args.target), "--seeds", str(seed)]
     print(f"  {engine}:", file=sys.stderr, flush=True)
     snap = M.cpu_snapshot()
-    proc = subprocess.run(cmd, env=env)
+    proc = subprocess.run(cmd, env=M.worker_env(args.threads))
     bg = M.background_cpus(snap, M.cpu_snapshot())
     if proc.returncode != 0 or not out.exists():
         return {"failed": f"{engine} failed (exit {proc.returncode})"}
-    runs = json.loads(out.read_text())
+    return {"run": json.loads(out.read_text())[0], "background_cpus": bg}
+
+
+def _row(engine, runs, bg, args):
+    """An engine's row of the result from its runs (one per seed)."""
     label = (f"fastnn {runs[0].get('backend', args.backend)}" if engine == "fastnn"
              else P.LABELS["torch"])
     return {
