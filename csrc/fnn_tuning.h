@@ -81,9 +81,12 @@
 /* Update tasks per layer of a chunked step: one per FNN_TUNE_TASK_WORK MACs of the layer's
  * gradient, at most ..._SPARSE0 for the sparse layer 0 (uneven rows: more, smaller tasks
  * balance better), ..._ROWS for per-row kernels and ..._GEMM for gemm layers (each gemm task
- * packs the deltas again). Chosen with the 2-thread batched step on wide-512 b256 (no finer
- * measurement recorded). */
-#define FNN_TUNE_TASK_WORK 2000000
+ * packs the deltas again). wide-512 b256 has more work than the caps either way. 3M, not 2M:
+ * mlp-128 b64 then cuts layer 0 in 2 tasks, not 3 (each task scans the whole batch's nonzeros
+ * for its rows), 1.13x and 1.05x in two runs of the old and new settings taking turns (2
+ * threads, 12-16 rounds); 784-64-64-10 b128 0.97x and 784-128-128-10 1.05x (noise); 1M:
+ * mlp-128 0.96x. */
+#define FNN_TUNE_TASK_WORK 3000000
 #define FNN_TUNE_TASKS_SPARSE0 8
 #define FNN_TUNE_TASKS_ROWS 4
 #define FNN_TUNE_TASKS_GEMM 2
