@@ -69,7 +69,10 @@
  * (fnn_sparse0.h) instead of row by row. Measured (float32, 1 thread, CPU time per 20k-row
  * epoch, shared VM, A/B in alternation, 784-W-W-10 momentum batch 128 unless named): W = 512
  * (wide-512 b256) 50.3k vs 41.5k samples/s, W = 256 108k vs 98k; W = 128 211k vs 245k (and
- * mlp-128 b64 Adam 200k vs 235k), W = 64 a tie (324-366k vs 332-340k). */
+ * mlp-128 b64 Adam 200k vs 235k), W = 64 a tie (324-366k vs 332-340k). Again once the grouped
+ * path tested its 4 inputs with one OR of their bits (old and new settings taking turns, 10-16
+ * rounds): 2 threads, mlp-128 1.02x and 0.995x, 784-128-128-10 1.07x, 784-64-64-10 1.05x;
+ * 1 thread, mlp-128 1.00x, 784-128-128-10 0.97x. Within noise, so 256 stays. */
 #define FNN_TUNE_S0_GROUP_MIN 256
 
 /* Sample chunks of a chunked batched step (phase 1): 2 pieces, as many as the 2-core target
