@@ -177,16 +177,20 @@ def _measure_sequential(plans, tmp, args, t_waits, log):
     return rows
 
 
+def _before_retry(bg, what, t_waits, log):
+    """Say why ``what`` is measured again; wait for a quiet machine while waits remain."""
+    log(f"    busy machine ({bg:.2f} CPUs used by other processes): measuring {what} again")
+    if time.monotonic() < t_waits:
+        M.wait_idle(min(120, t_waits - time.monotonic()), log)
+
+
 def _measure_interleaved(plans, tmp, args, t_waits, log):
     """Every row of one network at once, taking turns round by round (fastnn.bench.interleave);
     the whole group again up to ``args.retries`` times while the machine is busy."""
     best = None
     for attempt in range(args.retries + 1):
         if attempt:
-            log(f"    busy machine ({best[0]['background_cpus']:.2f} CPUs used by other "
-                "processes): measuring the group again")
-            if time.monotonic() < t_waits:
-                M.wait_idle(min(120, t_waits - time.monotonic()), log)
+            _before_retry(best[0]["background_cpus"], "the group", t_waits, log)
         snap = M.cpu_snapshot()
         caches = [tmp / f"numba-{s['engine']}-{s['network']}-{s['batch']}-{attempt}"
                   for s, _, _ in plans]
@@ -218,10 +222,7 @@ def _measure_quietest(spec, fps, tmp, args, t_waits, log):
     row = None
     for attempt in range(args.retries + 1):
         if attempt:
-            log(f"    busy machine ({row['background_cpus']:.2f} CPUs used by "
-                "other processes): measuring again")
-            if time.monotonic() < t_waits:
-                M.wait_idle(min(120, t_waits - time.monotonic()), log)
+            _before_retry(row["background_cpus"], "the row", t_waits, log)
         log(f"  {B.config_key(name, bs):<15} {engine:<7} ...", end="")
         new = _measure(spec, fps, tmp / f"numba-{engine}-{name}-{bs}-{attempt}",
                        args.first_call, log)
