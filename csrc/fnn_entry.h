@@ -66,8 +66,6 @@ static double NAME(train)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_op
                              T, chunked, correct);
 }
 
-/* predict through the batched kernels: thread t owns workspace rows [w0, w1) and x rows
- * [i0, i1), and runs them through in pieces of w1 - w0 rows, each with a one-thread BLAS. */
 /* abs_peak of rows [i0, i1) merged into *mine (peak requested), else nothing. */
 static inline void NAME(peak_rows)(const double *peak, double *mine, const REAL *x, int n0,
                                    int64_t i0, int64_t i1)
@@ -75,6 +73,8 @@ static inline void NAME(peak_rows)(const double *peak, double *mine, const REAL 
     if (peak) *mine = NAME(peak_merge)(*mine, NAME(abs_peak)(x + i0 * n0, (i1 - i0) * n0));
 }
 
+/* predict through the batched kernels: thread t owns workspace rows [w0, w1) and x rows
+ * [i0, i1), and runs them through in pieces of w1 - w0 rows, each with a one-thread BLAS. */
 static void NAME(predict_batched)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x,
                                   REAL *out, int64_t N, int T, double *peak)
 {

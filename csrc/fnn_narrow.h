@@ -38,8 +38,8 @@ static inline void NAME(prefetch_row)(const REAL *p, int n)
 
 static inline int NAME(lower_bound)(const int32_t *v, int n, int32_t key)
 {
-    /* branch-free halving (a conditional move per level): the searched positions vary from
-     * sample to sample, and a branchy search mispredicted about half its steps */
+    /* branch-free halving (a conditional move per level): the position found varies from
+     * sample to sample, so a compare-and-jump per level is hard to predict */
     const int32_t *base = v;
     while (n > 1) {
         const int half = n >> 1;

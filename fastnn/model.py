@@ -35,7 +35,7 @@ from .training import (  # noqa: F401
 
 Evaluation = namedtuple("Evaluation", "loss accuracy")
 _FitArgs = namedtuple("_FitArgs", "xs ts xv tv epochs initial_epoch batch_size requested "
-                      "callbacks seed")
+                      "callbacks seed deferred")
 PREDICT_CHUNK = 1024      # rows per predict workspace
 
 
@@ -244,7 +244,7 @@ class Sequential:
         epochs, initial_epoch, seed = prep.epochs, prep.initial_epoch, prep.seed
         batch_size, callbacks = prep.batch_size, prep.callbacks
         # deferred: the first epoch checks every row as it trains (training.InputWatch)
-        watch = InputWatch(self, "x", xs) if defer and epochs > initial_epoch else None
+        watch = InputWatch(self, "x", xs) if prep.deferred else None
 
         history = self.history = History()
         self.stop_training = False
@@ -282,7 +282,8 @@ class Sequential:
         checked finite while the first epoch trains (training.InputWatch), not here."""
         epochs = V.check_int("epochs", epochs, 0)
         initial_epoch = V.check_int("initial_epoch", initial_epoch, 0, epochs)
-        if defer_check and epochs > initial_epoch:
+        deferred = defer_check and epochs > initial_epoch
+        if deferred:
             xs = V.as_array("x", x, self.input_size, self.dtype)
         else:
             xs = self._inputs("x", x)
@@ -318,7 +319,7 @@ class Sequential:
             seed = int(self._seeds.spawn(1)[0].generate_state(1)[0])
         self.fit_seed = V.check_int("seed", seed, 0)
         return _FitArgs(xs, ts, xv, tv, epochs, initial_epoch, min(requested, len(xs)),
-                        requested, callbacks, seed)
+                        requested, callbacks, seed, deferred)
 
     def _epoch_order(self, n, epoch, shuffle, seed):
         return epoch_order(n, epoch, shuffle, seed)
