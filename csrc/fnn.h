@@ -120,6 +120,8 @@ typedef struct {
                            has >= this many units (fnn_sparse0.h) */
     int task_work;      /* MACs per update task of a chunked step (fnn_batch_step.h plan) */
     int par_min_work_chunks;  /* ... and from this many when 2+ threads run (fnn_entry.h) */
+    int quad0;          /* 1: the batched sparse layer-0 forward takes 4 samples at a time
+                           (fnn_batch.h quad_tile) */
 } fnn_tuning;
 
 /* BLAS thread control (OpenBLAS set/get_num_threads of each loaded OpenBLAS, registered from

@@ -29,6 +29,7 @@ fnn_tuning fnn_tune = {
     FNN_TUNE_S0_GROUP_MIN,
     FNN_TUNE_TASK_WORK,
     FNN_TUNE_PAR_MIN_WORK_CHUNKS,
+    FNN_TUNE_QUAD0,
 };
 
 void fnn_team_barrier(fnn_team *tm, int rewind)

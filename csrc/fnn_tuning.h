@@ -61,6 +61,13 @@
  * batch 10 (0.13M) is far below. */
 #define FNN_TUNE_NARROW_PIECES_MIN 2000000
 
+/* 1: the batched sparse layer-0 forward (training and predict) takes 4 samples at a time on
+ * AVX-512 builds (fnn_batch.h quad_tile). Measured on the VM, 2 threads, float32, quad0 0 and 1
+ * taking turns (10-12 rounds): mlp-128 b64 1.11x (60k-row rounds, every round faster),
+ * wide-512 b256 1.11x, 784-W-W-10 b128 W = 256 1.06x, 128 1.04x, 64 1.04x; 10k-row predict
+ * mlp-128 7.4 -> 6.3 ms, wide-512 39.4 -> 32.3 ms. Same bits. */
+#define FNN_TUNE_QUAD0 1
+
 /* 1: float32 gemm with n % 32 == 0 uses our AVX-512 kernel (AVX-512 build only): scipy's
  * OpenBLAS runs its AVX2 (Haswell) kernel on AVX-512 machines. */
 #define FNN_TUNE_OWN_GEMM 1

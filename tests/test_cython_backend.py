@@ -151,6 +151,42 @@ def test_grouped_layer0_update_matches_numpy(opt, dtype):
             assert_close(got, want, dtype, f"optimiser buffer {buf} (grouped layer 0)")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes,batch,colblock_kb", [((100, 64, 10), 30, 400),
+                                                     ((70, 100, 10), 33, 400),
+                                                     ((83, 200, 24, 10), 50, 1)])
+def test_layer0_forward_in_quads_matches_one_sample_at_a_time(dtype, sizes, batch, colblock_kb):
+    """The batched layer-0 forward takes 4 samples at a time on whole tiles (AVX-512 builds):
+    the same sums as one sample at a time, exactly, with quads and single rows mixed (batches
+    and chunks not multiples of 4), column tails, several column blocks, input counts that
+    leave a partial 16-block, all-zero rows and -0.0 inputs."""
+    if "avx512" not in ISAS or kernels.isa() != "avx512":
+        pytest.skip("no AVX-512 kernels on this CPU/build: the quad path would not run")
+    x, y = make_data(4 * batch + 7, sizes[0], sizes[-1], "cross_entropy")
+    x[5] = 0
+    x[8, ::3] = -0.0
+    results = []
+    old = kernels.get_tuning()
+    try:
+        for quad0 in (0, 1):
+            kernels.set_tuning(quad0=quad0, narrow_max=8, par_min_work_batch=0,
+                               colblock_kb=colblock_kb)
+            m = build(sizes, "relu", "softmax", "cross_entropy", OPTIMIZERS["momentum"](),
+                      dtype, "cython")
+            with threads(2):
+                m.fit(x, y, epochs=2, batch_size=batch, seed=3, verbose=0)
+                results.append((m.params.copy(), m.predict(x)))
+    finally:
+        kernels.set_tuning(**old)
+    (p0, out0), (p1, out1) = results
+    assert np.array_equal(p0, p1), "parameters: quads differ from one sample at a time"
+    assert np.array_equal(out0, out1), "predictions: quads differ from one sample at a time"
+    ref = build(sizes, "relu", "softmax", "cross_entropy", OPTIMIZERS["momentum"](), dtype,
+                "numpy")
+    ref.fit(x, y, epochs=2, batch_size=batch, seed=3, verbose=0)
+    assert_close(p1, ref.params, dtype, "parameters (quads)")
+
+
 @pytest.mark.parametrize("batch", [64, 33])
 def test_own_avx512_gemm_matches_numpy_and_blas(batch):
     """Widths that are multiples of 32 take our AVX-512 sgemm; row tails (batch 33) too. Same
