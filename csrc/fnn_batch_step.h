@@ -126,17 +126,23 @@ static int NAME(batch_plan)(const fnn_net *net, int B, int chunked, int *n_chunk
                             NAME(batch_task) *tasks, int max_tasks)
 {
     int n = 0;
+    int64_t macs = 0;
     *n_chunks = chunked ? FNN_TUNE_BATCH_CHUNKS : 1;
     if (*n_chunks > B) *n_chunks = B;
+    for (int l = 0; l < net->L; l++) macs += (int64_t)net->n[l] * net->n[l + 1];
     for (int l = 0; l < net->L; l++) {
         const int nin = net->n[l];
+        const int64_t layer = (int64_t)nin * net->n[l + 1];
         /* weight-row tasks of the costly layers, then the bias row alone */
         int k = 1;
         if (chunked) {
             const int kmax = l == 0 && fnn_tune.sparse ? FNN_TUNE_TASKS_SPARSE0
                              : (NAME(use_gemm)(net, l, B) ? FNN_TUNE_TASKS_GEMM
                                                            : FNN_TUNE_TASKS_ROWS);
-            k = (int)(((int64_t)nin * net->n[l + 1] * B) / fnn_tune.task_work);
+            k = (int)(layer * B / fnn_tune.task_work);
+            /* a layer with half the step's work or more is cut at least as many ways as the
+             * samples are, or one core updates it while the other idles (784-32-32-10) */
+            if (2 * layer >= macs && k < *n_chunks) k = *n_chunks;
             k = k < 1 ? 1 : (k > kmax ? kmax : k);
             if (k > nin) k = nin;
         }

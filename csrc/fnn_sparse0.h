@@ -6,8 +6,8 @@
  * multiply-add. Here S0_G consecutive input rows (neighbouring pixels, mostly nonzero in the
  * same samples) take their gradient together over the samples where any of them is nonzero,
  * so each delta vector loaded feeds S0_G accumulators, and the optimiser applies the gradient
- * straight from registers. Zero inputs add exact zeros. It pays when the deltas of the batch
- * outgrow L1 (wide layer 1); fnn_tune.s0_group_min (fnn_tuning.h) sets the width.
+ * straight from registers. Zero inputs add exact zeros. It paid at every width measured
+ * (fnn_tuning.h FNN_TUNE_S0_GROUP_MIN).
  *
  * Glossary: group, S0_G consecutive input rows of W; list, the batch indices of the samples
  * with a nonzero input in the group; nv vectors of LANES values per column block, the last one

@@ -73,14 +73,16 @@
 #define FNN_TUNE_OWN_GEMM 1
 
 /* Layer-0 units from which the batched step updates layer 0 in groups of 4 input rows
- * (fnn_sparse0.h) instead of row by row. Measured (float32, 1 thread, CPU time per 20k-row
- * epoch, shared VM, A/B in alternation, 784-W-W-10 momentum batch 128 unless named): W = 512
- * (wide-512 b256) 50.3k vs 41.5k samples/s, W = 256 108k vs 98k; W = 128 211k vs 245k (and
- * mlp-128 b64 Adam 200k vs 235k), W = 64 a tie (324-366k vs 332-340k). Again once the grouped
- * path tested its 4 inputs with one OR of their bits (old and new settings taking turns, 10-16
- * rounds): 2 threads, mlp-128 1.02x and 0.995x, 784-128-128-10 1.07x, 784-64-64-10 1.05x;
- * 1 thread, mlp-128 1.00x, 784-128-128-10 0.97x. Within noise, so 256 stays. */
-#define FNN_TUNE_S0_GROUP_MIN 256
+ * (fnn_sparse0.h) instead of row by row from the batch's nonzeros regrouped by input row
+ * (fnn_batch_step.h task_sparse0). First measured (float32, 1 thread, CPU time, shared VM,
+ * 784-W-W-10 momentum b128): W = 512 1.21x grouped, 256 1.10x, 128 0.86x, 64 a tie; so 256.
+ * Re-measured once the grouped path tested its 4 inputs with one OR of their bits, the forward
+ * took quads and a dominant layer got a task per chunk (FNN_TUNE_TASK_WORK), old and new
+ * settings taking turns (60k-row rounds, 20-60 rounds): 2 threads, W = 32 1.10x grouped, 64
+ * 1.15x, 128 1.05x, nielsen-30 b100 1.12x, digits-16 b200 1.00x, mlp-128 b64 Adam 0.99x; 1
+ * thread, mlp-128 1.07x, W = 64 1.01x. So every width takes the grouped path; the row-by-row
+ * one stays for set_tuning (tests force both). */
+#define FNN_TUNE_S0_GROUP_MIN 1
 
 /* Sample chunks of a chunked batched step (phase 1): 2 pieces, as many as the 2-core target
  * has cores; each gemm piece packs the whole other operand again (4 pieces cost 10% on one
@@ -95,7 +97,11 @@
  * mlp-128 b64 then cuts layer 0 in 2 tasks, not 3 (each task scans the whole batch's nonzeros
  * for its rows), 1.13x and 1.05x in two runs of the old and new settings taking turns (2
  * threads, 12-16 rounds); 784-64-64-10 b128 0.97x and 784-128-128-10 1.05x (noise); 1M:
- * mlp-128 0.96x. */
+ * mlp-128 0.96x. A layer with half the step's multiply-adds or more gets at least one task per
+ * chunk (fnn_batch_step.h batch_plan): 784-32-32-10 b128 had 1 layer-0 task, and one core
+ * updated layer 0 while the other waited at the barrier (perf: 18% of the time). 2 threads,
+ * grouped layer-0 update, 60k-row rounds taking turns: 784-32-32-10 1.29x (50 rounds),
+ * digits-16 b200 1.18x (30 rounds). */
 #define FNN_TUNE_TASK_WORK 3000000
 #define FNN_TUNE_TASKS_SPARSE0 8
 #define FNN_TUNE_TASKS_ROWS 4
