@@ -65,7 +65,8 @@
  * AVX-512 builds (fnn_batch.h quad_tile). Measured on the VM, 2 threads, float32, quad0 0 and 1
  * taking turns (10-12 rounds): mlp-128 b64 1.11x (60k-row rounds, every round faster),
  * wide-512 b256 1.11x, 784-W-W-10 b128 W = 256 1.06x, 128 1.04x, 64 1.04x; 10k-row predict
- * mlp-128 7.4 -> 6.3 ms, wide-512 39.4 -> 32.3 ms. Same bits. */
+ * mlp-128 7.4 -> 6.3 ms, wide-512 39.4 -> 32.3 ms. The same sums (tests/test_cython_backend.py
+ * test_layer0_forward_in_quads_matches_one_sample_at_a_time). */
 #define FNN_TUNE_QUAD0 1
 
 /* 1: float32 gemm with n % 32 == 0 uses our AVX-512 kernel (AVX-512 build only): scipy's
