@@ -88,7 +88,9 @@
 /* Sample chunks of a chunked batched step (phase 1): 2 pieces, as many as the 2-core target
  * has cores; each gemm piece packs the whole other operand again (4 pieces cost 10% on one
  * thread for wide-512, 2 about half that), and the plan must not depend on the thread
- * count. */
+ * count. 4 pieces re-measured with the quad forward (2 threads, builds taking turns): the
+ * time-to-98% recipe's epoch (784-256-10 b128) 0.91x, 784-256-256-10 1.06x and mlp-128 1.03x
+ * (both noisy), so 2 stays. */
 #define FNN_TUNE_BATCH_CHUNKS 2
 
 /* Update tasks per layer of a chunked step: one per FNN_TUNE_TASK_WORK MACs of the layer's
