@@ -12,11 +12,14 @@
  *   fnn_rows.h     weighted sums of matrix rows (the forward and gradient kernels), row dots
  *   fnn_act.h      activations, their derivatives, the loss head
  *   fnn_update.h   optimiser updates of parameter rows
+ *   fnn_sparse0.h  the batched step's layer-0 update, 4 input rows at a time
  *   fnn_narrow.h   the fused per-sample training step (narrow networks)
  *   fnn_gemm.h     matrix products (BLAS, or our AVX-512 sgemm)
- *   fnn_batch.h    the batched forward pass, deltas and full gradient (wide networks)
+ *   fnn_batch.h    the batched forward pass (layer 0: 4 samples at a time on AVX-512), deltas
+ *                  and full gradient (wide networks)
  *   fnn_batch_step.h  the batched training step: work plan, update tasks, thread team
  *   fnn_entry.h    train / predict / loss_grad / abs_peak and the kernel table
+ *   fnn_apply.h    the step cut in two for data-parallel training: grad_step, apply_update
  *
  * Glossary (every part):
  *   NAME(x)    x with this instantiation's suffix: NAME(train) is train_f32_avx2 etc.
