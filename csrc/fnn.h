@@ -57,6 +57,10 @@ typedef struct {
     int32_t *nzs;               /* B x nzsld: where each 16-input block starts in nzi (the
                                    batch path's row ranges look up, not search) */
     int nzsld;
+    uint64_t *nzg;              /* nzgw x B: bit g % 64 of word g / 64 of a sample set if any
+                                   of its inputs 4g .. 4g+3 is nonzero (word-major, so a group's
+                                   bits over the batch are contiguous: fnn_sparse0.h) */
+    int nzgw;
     int32_t *nnz;               /* B counts */
     int nzld;
     int tmpld;                  /* row stride of tmp (>= every layer width) */

@@ -20,7 +20,8 @@ static void NAME(index_nonzeros)(fnn_ws *ws, int b, const REAL *xr, int n0)
 {
     ws->nnz[b] = NAME(nonzero_entries)(xr, n0, ws->nzi + (int64_t)b * ws->nzld,
                                        (REAL *)ws->nzv + (int64_t)b * ws->nzld,
-                                       ws->nzs + (int64_t)b * ws->nzsld, &ws->xpkb[b]);
+                                       ws->nzs + (int64_t)b * ws->nzsld,
+                                       ws->nzg + b, ws->B, &ws->xpkb[b]);
 }
 
 /* The first of sample b's nonzeros with input index >= r (r <= n[0]): its 16-block's start,

@@ -216,6 +216,7 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     ws->tmpld = maxld;
     ws->nzld = (net->n[0] + 16 + 15) / 16 * 16;
     ws->nzsld = (net->n[0] / 16 + 1 + 15) / 16 * 16;
+    ws->nzgw = ((net->n[0] + 3) / 4 + 63) / 64;
     const int n0 = net->n[0];
     /* sizes */
     size_t off = 0, o_a[FNN_MAXL + 1], o_d[FNN_MAXL + 1];
@@ -236,6 +237,7 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     size_t o_nzi = off; off += pad64((size_t)B * ws->nzld * sizeof(int32_t));
     size_t o_nzv = off; off += pad64((size_t)B * ws->nzld * es);
     size_t o_nzs = off; off += pad64((size_t)B * ws->nzsld * sizeof(int32_t));
+    size_t o_nzg = off; off += pad64((size_t)B * ws->nzgw * sizeof(uint64_t));
     size_t o_cscb = off; off += pad64((size_t)B * ws->nzld * sizeof(int32_t));
     size_t o_cscx = off; off += pad64((size_t)B * ws->nzld * es);
     size_t o_nnz = off; off += pad64((size_t)B * sizeof(int32_t));
@@ -260,6 +262,7 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     ws->nzi = (int32_t *)(blk + o_nzi);
     ws->nzv = blk + o_nzv;
     ws->nzs = (int32_t *)(blk + o_nzs);
+    ws->nzg = (uint64_t *)(blk + o_nzg);
     ws->nnz = (int32_t *)(blk + o_nnz);
     ws->cscb = (int32_t *)(blk + o_cscb);
     ws->cscx = blk + o_cscx;

@@ -14,7 +14,7 @@
  * t lanes wide; pr, the rows of the group inside the task (the last group may be short).
  */
 
-#define S0_G 4
+#define S0_G 4   /* = the group of ws->nzg bits (fnn_vec.h nonzeros_core) */
 #if VBYTES == 64
 #define S0_V 4   /* 16 accumulators + 4 loaded vectors of 32 registers */
 #else
@@ -58,18 +58,38 @@ FNN_ALWAYS_INLINE void NAME(s0_update_block)(int nv, int t, const NAME(opt_scala
     }
 }
 
-/* Whether any of the S0_G values at xb is nonzero (-0.0 counts as zero): the sign-cleared bits
- * of all of them ORed together, two or four 8-byte loads instead of S0_G compares. */
-static inline int NAME(s0_any)(const REAL *xb)
+/* The batch indices of the samples with a nonzero input in rows i .. i + pr - 1, into list
+ * (returns their count), from the bits index_nonzeros set. Those come in groups of 4 from
+ * input 0: a group of a task that starts off that grid lists the samples of both groups it
+ * straddles (the others add zeros). */
+static int NAME(s0_list)(const fnn_ws *ws, int B, int64_t i, int pr, int32_t *restrict list)
 {
-    uint64_t u[S0_G * sizeof(REAL) / 8], acc = 0;
-    memcpy(u, xb, sizeof u);
-    for (size_t q = 0; q < sizeof u / sizeof u[0]; q++) acc |= u[q];
-#if IS_F32
-    return (acc & 0x7fffffff7fffffffull) != 0;
-#else
-    return (acc & 0x7fffffffffffffffull) != 0;
+    const int64_t g0 = i >> 2, g1 = (i + pr - 1) >> 2;
+    const uint64_t *w0 = ws->nzg + (g0 >> 6) * ws->B, *wl = ws->nzg + (g1 >> 6) * ws->B;
+    const int s0 = (int)(g0 & 63), s1 = (int)(g1 & 63);
+    int ns = 0, b = 0;
+#if VBYTES == 64 && defined(__AVX512F__)
+    const __m512i one = _mm512_set1_epi64(1), sh0 = _mm512_set1_epi64(s0),
+                  sh1 = _mm512_set1_epi64(s1), step = _mm512_set1_epi32(16);
+    __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (; b + 16 <= B; b += 16, iota = _mm512_add_epi32(iota, step)) {
+        __m512i lo = _mm512_or_si512(_mm512_srlv_epi64(_mm512_loadu_si512(w0 + b), sh0),
+                                     _mm512_srlv_epi64(_mm512_loadu_si512(wl + b), sh1));
+        __m512i hi = _mm512_or_si512(_mm512_srlv_epi64(_mm512_loadu_si512(w0 + b + 8), sh0),
+                                     _mm512_srlv_epi64(_mm512_loadu_si512(wl + b + 8), sh1));
+        const __mmask16 m = (__mmask16)(_mm512_test_epi64_mask(lo, one) |
+                                        (_mm512_test_epi64_mask(hi, one) << 8));
+        /* a whole-vector store (compress to memory is slow on AMD): ns <= b, so it ends
+         * inside list's B slots */
+        _mm512_storeu_si512((void *)(list + ns), _mm512_maskz_compress_epi32(m, iota));
+        ns += __builtin_popcount((unsigned)m);
+    }
 #endif
+    for (; b < B; b++) {   /* branch-free */
+        list[ns] = b;
+        ns += (int)(((w0[b] >> s0) | (wl[b] >> s1)) & 1);
+    }
+    return ns;
 }
 
 /* Weight rows [r0, w1) of layer 0: gradient over the batch and optimiser update, S0_G rows at
@@ -85,21 +105,7 @@ static void NAME(s0_update_rows)(const fnn_net *net, fnn_ws *ws, REAL *P, const 
     for (int b = 0; b < B; b++) xr[b] = x + (rows ? rows[b] : b) * (int64_t)n0;
     for (int64_t i = r0; i < w1; i += S0_G) {
         const int pr = w1 - i < S0_G ? (int)(w1 - i) : S0_G;
-        int ns = 0;
-        if (pr == S0_G) {
-            for (int b = 0; b < B; b++) {   /* branch-free: the samples with a nonzero input here */
-                list[ns] = b;
-                ns += NAME(s0_any)(xr[b] + i);
-            }
-        } else {
-            for (int b = 0; b < B; b++) {
-                const REAL *xb = xr[b] + i;
-                int any = xb[0] != 0;
-                for (int r = 1; r < pr; r++) any |= xb[r] != 0;
-                list[ns] = b;
-                ns += any;
-            }
-        }
+        const int ns = NAME(s0_list)(ws, B, i, pr, list);
         if (ns == 0 && nostate) continue;
         int j = 0;
         for (; nout - j >= S0_V * LANES; j += S0_V * LANES)

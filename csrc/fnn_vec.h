@@ -163,13 +163,16 @@ static inline double NAME(peak_merge)(double a, double b)
 }
 
 /* The nonzero entries of x[0:n]: their indices (idx, n + 16 slots), values (val, n + 16
- * slots, or NULL) and where each block of 16 inputs starts in idx (blk, n / 16 + 1 slots, or
- * NULL), and max |x| (*peak, as abs_peak, or NULL), in one pass. Returns their count. */
+ * slots, or NULL), where each block of 16 inputs starts in idx (blk, n / 16 + 1 slots, or
+ * NULL), which groups of 4 inputs have one (grp: bit g % 64 of grp[g / 64 * gld] for inputs
+ * 4g .. 4g+3, or NULL) and max |x| (*peak, as abs_peak, or NULL), in one pass. Returns their
+ * count. */
 FNN_ALWAYS_INLINE int NAME(nonzeros_core)(const REAL *restrict x, int n, int32_t *restrict idx,
                                           REAL *restrict val, int32_t *restrict blk,
-                                          double *peak)
+                                          uint64_t *restrict grp, int64_t gld, double *peak)
 {
     int cnt = 0, i = 0;
+    uint64_t gw = 0;   /* grp's word in progress (stored after every block: no flush logic) */
 #if IS_F32
     uint32_t top = 0;
     const uint32_t sign_off = 0x7fffffffu;
@@ -189,6 +192,13 @@ FNN_ALWAYS_INLINE int NAME(nonzeros_core)(const REAL *restrict x, int n, int32_t
             vtop = _mm512_max_epu32(vtop, _mm512_and_si512(_mm512_castps_si512(xv),
                                                            _mm512_set1_epi32(0x7fffffff)));
         if (blk) blk[i >> 4] = cnt;
+        if (grp) {   /* bit 4k of t: any of bits 4k .. 4k+3 of m */
+            unsigned t = m | (m >> 1);
+            t |= t >> 2;
+            const uint64_t nib = (t & 1) | ((t >> 3) & 2) | ((t >> 6) & 4) | ((t >> 9) & 8);
+            gw = ((i & 255) ? gw : 0) | nib << ((i >> 2) & 63);
+            grp[(i >> 8) * gld] = gw;
+        }
         _mm512_storeu_si512((void *)(idx + cnt), _mm512_maskz_compress_epi32(m, iota));
         if (val) _mm512_storeu_ps(val + cnt, _mm512_maskz_compress_ps(m, xv));
         cnt += __builtin_popcount((unsigned)m);
@@ -206,6 +216,13 @@ FNN_ALWAYS_INLINE int NAME(nonzeros_core)(const REAL *restrict x, int n, int32_t
             vtop = _mm512_max_epu64(vtop, _mm512_and_si512(_mm512_castpd_si512(xv),
                                                            _mm512_set1_epi64(sign_off)));
         if (blk && (i & 15) == 0) blk[i >> 4] = cnt;
+        if (grp) {   /* 8 inputs: 2 groups */
+            unsigned t = m | (m >> 1);
+            t |= t >> 2;
+            const uint64_t nib = (t & 1) | ((t >> 3) & 2);
+            gw = ((i & 255) ? gw : 0) | nib << ((i >> 2) & 63);
+            grp[(i >> 8) * gld] = gw;
+        }
         _mm512_storeu_si512((void *)(idx + cnt),
                             _mm512_maskz_compress_epi32((__mmask16)m, iota));
         if (val) _mm512_storeu_pd(val + cnt, _mm512_maskz_compress_pd(m, xv));
@@ -217,6 +234,10 @@ FNN_ALWAYS_INLINE int NAME(nonzeros_core)(const REAL *restrict x, int n, int32_t
 #endif
     for (; i < n; i++) {
         if (blk && (i & 15) == 0) blk[i >> 4] = cnt;
+        if (grp) {
+            gw = ((i & 255) ? gw : 0) | (uint64_t)(x[i] != 0) << ((i >> 2) & 63);
+            grp[(i >> 8) * gld] = gw;
+        }
         idx[cnt] = i;
         if (val) val[cnt] = x[i];
         if (peak) {
@@ -239,21 +260,23 @@ FNN_ALWAYS_INLINE int NAME(nonzeros_core)(const REAL *restrict x, int n, int32_t
 /* Indices of the nonzero entries of x[0:n] (idx needs n + 16 slots). */
 static int NAME(nonzero_indices)(const REAL *restrict x, int n, int32_t *restrict idx)
 {
-    return NAME(nonzeros_core)(x, n, idx, NULL, NULL, NULL);
+    return NAME(nonzeros_core)(x, n, idx, NULL, NULL, NULL, 0, NULL);
 }
 
 /* nonzero_indices and max |x| (*peak) in the same pass. */
 static int NAME(nonzero_indices_peak)(const REAL *restrict x, int n, int32_t *restrict idx,
                                       double *peak)
 {
-    return NAME(nonzeros_core)(x, n, idx, NULL, NULL, peak);
+    return NAME(nonzeros_core)(x, n, idx, NULL, NULL, NULL, 0, peak);
 }
 
-/* Indices, values, 16-block starts and max |x| of the nonzero entries (nonzeros_core). */
+/* Indices, values, 16-block starts, groups of 4 and max |x| of the nonzero entries
+ * (nonzeros_core). */
 static int NAME(nonzero_entries)(const REAL *restrict x, int n, int32_t *restrict idx,
-                                 REAL *restrict val, int32_t *restrict blk, double *peak)
+                                 REAL *restrict val, int32_t *restrict blk,
+                                 uint64_t *restrict grp, int64_t gld, double *peak)
 {
-    return NAME(nonzeros_core)(x, n, idx, val, blk, peak);
+    return NAME(nonzeros_core)(x, n, idx, val, blk, grp, gld, peak);
 }
 
 #if IS_F32
