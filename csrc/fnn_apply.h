@@ -45,6 +45,8 @@ static void NAME(grad_task)(const fnn_net *net, fnn_ws *ws, const REAL *x, const
         if (NAME(use_gemm)(net, l, B)) {
             NAME(gemm_rm)('T', 'N', (int)(w1 - r0), nout, B, A + r0, lda, D, ldd,
                           GW + r0 * nout, nout);
+        } else if (NAME(is_thin)(nout)) {
+            NAME(thin_grad_rows)(A, lda, D, ldd, B, nout, r0, w1, NULL, NULL, 0, GW);
         } else {
             for (int64_t i = r0; i < w1; i++)
                 NAME(weighted_rows)(GW + i * nout, nout, D, ldd, A + i, lda, B, 0);

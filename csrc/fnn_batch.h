@@ -271,6 +271,8 @@ static void NAME(batch_deltas)(const fnn_net *net, fnn_ws *ws, const REAL *P, in
     if (NAME(use_gemm)(net, l, B)) {
         NAME(gemm_rm)('N', 'T', b1 - b0, nin, nout, D + (int64_t)b0 * ldd, ldd, W, nout,
                       Dl + (int64_t)b0 * ldl, ldl);
+    } else if (NAME(is_thin)(nout)) {
+        NAME(thin_deltas)(Dl, ldl, W, nin, nout, D, ldd, b0, b1);
     } else {
         for (int b = b0; b < b1; b++)
             NAME(row_dots)(Dl + (int64_t)b * ldl, W, nin, nout, D + (int64_t)b * ldd, nout);

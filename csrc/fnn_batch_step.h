@@ -82,7 +82,7 @@ static void NAME(task_sparse0)(const fnn_net *net, fnn_ws *ws, REAL *P, const RE
 }
 
 /* One update task (see the top of this file), run by thread tid. */
-static void NAME(batch_update_task)(const fnn_net *net, fnn_ws *ws, REAL *P, const REAL *x,
+FNN_NOINLINE void NAME(batch_update_task)(const fnn_net *net, fnn_ws *ws, REAL *P, const REAL *x,
                                     const int64_t *rows, int B, const NAME(opt_scalars) *o,
                                     int tid, int sparse0, const NAME(batch_task) *task)
 {
@@ -106,6 +106,8 @@ static void NAME(batch_update_task)(const fnn_net *net, fnn_ws *ws, REAL *P, con
                           GW + r0 * nout, nout);
             NAME(update_params)(P, net->woff[l] + r0 * nout, GW + r0 * nout, (w1 - r0) * nout,
                                 o, 1);
+        } else if (NAME(is_thin)(nout)) {   /* fnn_thin.h */
+            NAME(thin_grad_rows)(A, lda, D, ldd, B, nout, r0, w1, o, P, net->woff[l], NULL);
         } else {
             const int stride = NAME(row_stride)(nout);
             FNN_FOR_ROWS(i, r0, w1, stride) {

@@ -12,6 +12,7 @@
  *   fnn_rows.h     weighted sums of matrix rows (the forward and gradient kernels), row dots
  *   fnn_act.h      activations, their derivatives, the loss head
  *   fnn_update.h   optimiser updates of parameter rows
+ *   fnn_thin.h     the batched step's thin (output) layers: gradient rows, deltas
  *   fnn_sparse0.h  the batched step's layer-0 update, 4 input rows at a time
  *   fnn_narrow.h   the fused per-sample training step (narrow networks)
  *   fnn_gemm.h     matrix products (BLAS, or our AVX-512 sgemm)
@@ -36,6 +37,10 @@
 #define FNN_CAT2(a, b) a##_##b
 #define FNN_CAT(a, b) FNN_CAT2(a, b)
 #define NAME(x) FNN_CAT(x, SFX)
+
+/* For the big per-task kernels: inlined into their callers, they were compiled worse (2-3%
+ * on wide-512, each time the inliner's choices shifted). */
+#define FNN_NOINLINE static __attribute__((noinline))
 
 #ifndef FNN_ALWAYS_INLINE
 /* For helpers taking a constant mode: inlined at every call, the mode folds away. */
@@ -68,6 +73,7 @@ typedef REAL VEC_UNALIGNED __attribute__((vector_size(VBYTES), aligned(sizeof(RE
 #include "fnn_rows.h"
 #include "fnn_act.h"
 #include "fnn_update.h"
+#include "fnn_thin.h"
 #include "fnn_sparse0.h"
 #include "fnn_narrow.h"
 #include "fnn_gemm.h"

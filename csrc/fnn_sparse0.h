@@ -95,7 +95,7 @@ static int NAME(s0_list)(const fnn_ws *ws, int B, int64_t i, int pr, int32_t *re
 /* Weight rows [r0, w1) of layer 0: gradient over the batch and optimiser update, S0_G rows at
  * a time. list: room for B sample indices (this task's own). nostate: plain SGD without decay,
  * where a zero gradient changes nothing (rows no sample touches are skipped). */
-static void NAME(s0_update_rows)(const fnn_net *net, fnn_ws *ws, REAL *P, const REAL *x,
+FNN_NOINLINE void NAME(s0_update_rows)(const fnn_net *net, fnn_ws *ws, REAL *P, const REAL *x,
                                  const int64_t *rows, int B, const NAME(opt_scalars) *o,
                                  int64_t r0, int64_t w1, int32_t *list, const REAL **xr)
 {
