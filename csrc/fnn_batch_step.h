@@ -82,9 +82,10 @@ static void NAME(task_sparse0)(const fnn_net *net, fnn_ws *ws, REAL *P, const RE
 }
 
 /* One update task (see the top of this file), run by thread tid. */
-FNN_NOINLINE void NAME(batch_update_task)(const fnn_net *net, fnn_ws *ws, REAL *P, const REAL *x,
-                                    const int64_t *rows, int B, const NAME(opt_scalars) *o,
-                                    int tid, int sparse0, const NAME(batch_task) *task)
+FNN_NOINLINE void NAME(batch_update_task)(const fnn_net *net, fnn_ws *ws, REAL *P,
+                                          const REAL *x, const int64_t *rows, int B,
+                                          const NAME(opt_scalars) *o, int tid, int sparse0,
+                                          const NAME(batch_task) *task)
 {
     const int l = task->l, nin = net->n[l], nout = net->n[l + 1];
     const int64_t r0 = task->r0, r1 = task->r1;

@@ -15,6 +15,9 @@
  */
 
 #define S0_G 4   /* = the group of ws->nzg bits (fnn_vec.h nonzeros_core) */
+#if S0_G != 4
+#error "S0_G: s0_list reads the groups of 4 inputs that nonzeros_core marks"
+#endif
 #if VBYTES == 64
 #define S0_V 4   /* 16 accumulators + 4 loaded vectors of 32 registers */
 #else
@@ -96,8 +99,8 @@ static int NAME(s0_list)(const fnn_ws *ws, int B, int64_t i, int pr, int32_t *re
  * a time. list: room for B sample indices (this task's own). nostate: plain SGD without decay,
  * where a zero gradient changes nothing (rows no sample touches are skipped). */
 FNN_NOINLINE void NAME(s0_update_rows)(const fnn_net *net, fnn_ws *ws, REAL *P, const REAL *x,
-                                 const int64_t *rows, int B, const NAME(opt_scalars) *o,
-                                 int64_t r0, int64_t w1, int32_t *list, const REAL **xr)
+                                       const int64_t *rows, int B, const NAME(opt_scalars) *o,
+                                       int64_t r0, int64_t w1, int32_t *list, const REAL **xr)
 {
     const int n0 = net->n[0], nout = net->n[1], ldd = ws->ld[1];
     const REAL *D = (const REAL *)ws->d[1];
