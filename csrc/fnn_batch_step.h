@@ -15,6 +15,10 @@
 
 /* Room for every layer's weight tasks (at most the largest FNN_TUNE_TASKS_*) and its bias. */
 #define FNN_MAX_TASKS (FNN_MAXL * 10)
+/* layer 0's tasks keep B * S0_G values each in cscx, which holds B * nzld >= B * 32 */
+#if FNN_TUNE_TASKS_SPARSE0 * S0_G > 32
+#error "FNN_TUNE_TASKS_SPARSE0: the tasks' coefficients outgrow cscx"
+#endif
 #if FNN_TUNE_TASKS_SPARSE0 + 1 > 10 || FNN_TUNE_TASKS_ROWS + 1 > 10 || FNN_TUNE_TASKS_GEMM + 1 > 10
 #error "FNN_MAX_TASKS: more than 9 weight tasks per layer"
 #endif
@@ -95,7 +99,7 @@ FNN_NOINLINE void NAME(batch_update_task)(const fnn_net *net, fnn_ws *ws, REAL *
     const int ldd = ws->ld[l + 1];
     if (l == 0 && sparse0 && nout >= fnn_tune.s0_group_min) {   /* fnn_sparse0.h */
         NAME(s0_update_rows)(net, ws, P, x, rows, B, o, r0, w1, ws->cscb + (int64_t)task->c * B,
-                             (const REAL **)ws->cscx + (int64_t)task->c * B);
+                             (REAL *)ws->cscx + (int64_t)task->c * B * S0_G);
     } else if (l == 0 && sparse0) {
         NAME(task_sparse0)(net, ws, P, x, rows, B, o, g, r0, w1, task->c);
     } else if (w1 > r0) {

@@ -29,7 +29,7 @@
 FNN_ALWAYS_INLINE void NAME(s0_update_block)(int nv, int t, const NAME(opt_scalars) *o,
                                              REAL *P, int64_t woff, int nout, int i, int pr,
                                              int j, const REAL *D, int ldd,
-                                             const REAL *const *xr, const int32_t *list,
+                                             const REAL *restrict coef, const int32_t *list,
                                              int ns)
 {
     VEC acc[S0_G][S0_V];
@@ -38,13 +38,12 @@ FNN_ALWAYS_INLINE void NAME(s0_update_block)(int nv, int t, const NAME(opt_scala
     for (int q = 0; q < ns; q++) {
         const int b = list[q];
         const REAL *d = D + (int64_t)b * ldd + j;
-        const REAL *xb = xr[b] + i;
         VEC dv[S0_V];
         for (int v = 0; v < nv; v++)
             dv[v] = v == nv - 1 && t < LANES ? NAME(ldn)(d + v * LANES, t)
                                              : NAME(ld)(d + v * LANES);
         for (int r = 0; r < S0_G; r++) {
-            const REAL c = r < pr ? xb[r] : (REAL)0;
+            const REAL c = coef[q * S0_G + r];
             for (int v = 0; v < nv; v++) acc[r][v] += c * dv[v];
         }
     }
@@ -95,44 +94,62 @@ static int NAME(s0_list)(const fnn_ws *ws, int B, int64_t i, int pr, int32_t *re
     return ns;
 }
 
+/* The listed samples' inputs i .. i + pr - 1, S0_G per sample (zeros past pr), into coef:
+ * gathered once per group, not once per column block (a cache line of each sample's row
+ * each time, from L2 or further). */
+static void NAME(s0_coefs)(const REAL *x, const int64_t *rows, int n0, int64_t i, int pr,
+                           const int32_t *list, int ns, REAL *restrict coef)
+{
+    for (int q = 0; q < ns; q++) {
+        const int b = list[q];
+        const REAL *xb = x + (rows ? rows[b] : b) * (int64_t)n0 + i;
+        if (pr == S0_G) {
+            memcpy(coef + q * S0_G, xb, sizeof(REAL) * S0_G);
+        } else {
+            for (int r = 0; r < S0_G; r++) coef[q * S0_G + r] = r < pr ? xb[r] : (REAL)0;
+        }
+    }
+}
+
 /* Weight rows [r0, w1) of layer 0: gradient over the batch and optimiser update, S0_G rows at
- * a time. list: room for B sample indices (this task's own). nostate: plain SGD without decay,
- * where a zero gradient changes nothing (rows no sample touches are skipped). */
+ * a time. list: room for B sample indices, coef for B * S0_G values (this task's own).
+ * nostate: plain SGD without decay, where a zero gradient changes nothing (rows no sample
+ * touches are skipped). */
 FNN_NOINLINE void NAME(s0_update_rows)(const fnn_net *net, fnn_ws *ws, REAL *P, const REAL *x,
                                        const int64_t *rows, int B, const NAME(opt_scalars) *o,
-                                       int64_t r0, int64_t w1, int32_t *list, const REAL **xr)
+                                       int64_t r0, int64_t w1, int32_t *list, REAL *coef)
 {
     const int n0 = net->n[0], nout = net->n[1], ldd = ws->ld[1];
     const REAL *D = (const REAL *)ws->d[1];
     const int nostate = o->kind == FNN_SGD && o->wd == 0;
-    for (int b = 0; b < B; b++) xr[b] = x + (rows ? rows[b] : b) * (int64_t)n0;
     for (int64_t i = r0; i < w1; i += S0_G) {
         const int pr = w1 - i < S0_G ? (int)(w1 - i) : S0_G;
         const int ns = NAME(s0_list)(ws, B, i, pr, list);
         if (ns == 0 && nostate) continue;
+        NAME(s0_coefs)(x, rows, n0, i, pr, list, ns, coef);
         int j = 0;
         for (; nout - j >= S0_V * LANES; j += S0_V * LANES)
             NAME(s0_update_block)(S0_V, LANES, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd,
-                                  xr, list, ns);
+                                  coef, list, ns);
         if (j == nout) continue;
         const int nv = (nout - j + LANES - 1) / LANES, t = nout - j - (nv - 1) * LANES;
         switch (nv) {
         case 1:
-            NAME(s0_update_block)(1, t, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd, xr,
+            NAME(s0_update_block)(1, t, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd, coef,
                                   list, ns);
             break;
 #if S0_V > 2
         case 2:
-            NAME(s0_update_block)(2, t, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd, xr,
+            NAME(s0_update_block)(2, t, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd, coef,
                                   list, ns);
             break;
         case 3:
-            NAME(s0_update_block)(3, t, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd, xr,
+            NAME(s0_update_block)(3, t, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd, coef,
                                   list, ns);
             break;
 #endif
         default:
-            NAME(s0_update_block)(S0_V, t, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd, xr,
+            NAME(s0_update_block)(S0_V, t, o, P, net->woff[0], nout, (int)i, pr, j, D, ldd, coef,
                                   list, ns);
             break;
         }
