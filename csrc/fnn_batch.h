@@ -330,6 +330,11 @@ static void NAME(batch_forward_backward)(const fnn_net *net, fnn_ws *ws, const R
 {
     const int L = net->L, nL = net->n[L];
     if (b1 - b0 <= 0) return;
+    for (int b = b0; b < b1; b++) {   /* the target rows, scattered in y, for the loss head */
+        const REAL *yr = y + rows[b] * (int64_t)nL;
+        __builtin_prefetch(yr, 0, 3);
+        __builtin_prefetch(yr + nL - 1, 0, 3);
+    }
     if (!sparse0)   /* the sparse layer 0 checks each row as it indexes it */
         for (int b = b0; b < b1; b++)
             ws->xpkb[b] = NAME(abs_peak)(NAME(x_row)(x, rows, b, net->n[0]), net->n[0]);
