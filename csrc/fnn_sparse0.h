@@ -10,8 +10,9 @@
  * (fnn_tuning.h FNN_TUNE_S0_GROUP_MIN).
  *
  * Glossary: group, S0_G consecutive input rows of W; list, the batch indices of the samples
- * with a nonzero input in the group; nv vectors of LANES values per column block, the last one
- * t lanes wide; pr, the rows of the group inside the task (the last group may be short).
+ * with a nonzero input in the group; coef, their S0_G inputs each; nv vectors of LANES values
+ * per column block, the last one t lanes wide; pr, the rows of the group inside the task (the
+ * last group may be short).
  */
 
 #define S0_G 4   /* = the group of ws->nzg bits (fnn_vec.h nonzeros_core) */
