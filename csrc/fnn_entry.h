@@ -128,9 +128,8 @@ static void NAME(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const 
     }
     int T = nthreads < ws->T ? nthreads : ws->T;
     if (T > ws->B) T = ws->B;
-    /* rows are independent and handed out dynamically (no per-step barriers as in training),
-     * so less work already pays for the second thread */
-    const int64_t par_min = (int64_t)fnn_tune.par_min_work / FNN_TUNE_PREDICT_PAR_DIVISOR;
+    /* rows are independent and handed out dynamically; the threshold: fnn_tuning.h */
+    const int64_t par_min = (int64_t)fnn_tune.par_min_work * FNN_TUNE_PREDICT_PAR_FACTOR;
     if (T < 1 || N * NAME(work_per_sample)(net) < par_min) T = 1;
 #ifndef _OPENMP
     T = 1;

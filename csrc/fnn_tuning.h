@@ -27,10 +27,15 @@
 #define FNN_TUNE_GEMM_MIN 32
 #define FNN_TUNE_GEMM_MIN_B 8
 
-/* MACs per training step before the fused path uses threads (predict: this divided by
- * FNN_TUNE_PREDICT_PAR_DIVISOR per call). Measured on the shared 2-core VM: below this the
- * per-step barriers lose to one thread, badly when the machine is oversubscribed. */
-#define FNN_TUNE_PAR_MIN_WORK 50000000
+/* MACs per training step from which the fused per-sample path shares each step between
+ * threads (samples, then parameter rows; two barriers a step). Was 50M ("the barriers lose to
+ * one thread"), from before the spinning team barrier. Re-measured on the shared 2-core VM,
+ * float32, one build with 100k and 50M taking turns in two processes, each way round (12-20
+ * rounds): digits-16 b10 (0.13M MACs) 1.19-1.26x, b32 (0.41M) 1.15-1.16x, b8 (0.10M)
+ * 1.12-1.15x, nielsen-30 b10 (0.24M) 1.11x; b4 (0.05M) 0.37x one way, 0.95x the other. In
+ * phases when the host takes one of the VM's cores a shared step runs about half as fast
+ * (seen in a few b8 rounds): one thread stays the choice below 100k. */
+#define FNN_TUNE_PAR_MIN_WORK 100000
 
 /* 1: layer 0 skips zero inputs (MNIST rows are ~80% zeros). */
 #define FNN_TUNE_SPARSE 1
@@ -110,10 +115,11 @@
 #define FNN_TUNE_TASKS_ROWS 4
 #define FNN_TUNE_TASKS_GEMM 2
 
-/* predict: rows are independent and handed out dynamically (no per-step barriers as in
- * training), so a sixteenth of the training threshold already pays for a second thread; rows
- * are taken FNN_TUNE_PREDICT_ROWS_PER_TAKE at a time (a few per thread for 10k-row calls). */
-#define FNN_TUNE_PREDICT_PAR_DIVISOR 16
+/* predict: a call wakes its threads for itself (training wakes them once per fit call), so
+ * it takes FNN_TUNE_PREDICT_PAR_FACTOR times the training threshold (3.2M MACs, about the
+ * 50M / 16 it was before the training threshold fell); rows are taken
+ * FNN_TUNE_PREDICT_ROWS_PER_TAKE at a time (a few per thread for 10k-row calls). */
+#define FNN_TUNE_PREDICT_PAR_FACTOR 32
 #define FNN_TUNE_PREDICT_ROWS_PER_TAKE 128
 
 /* Values from which the input check (abs_peak) splits the array over the fastnn threads: it
