@@ -7,6 +7,8 @@ Every figure here is computed from the run JSONs (``fastnn bench --json``, the w
 
 from __future__ import annotations
 
+import statistics
+
 from fastnn.bench import config as B
 from fastnn.bench import peers as P
 
@@ -29,6 +31,26 @@ def _rows(result):
         if r.get("samples_per_sec"):
             out.setdefault((r["network"], r["batch"]), {})[r["engine"]] = r
     return out
+
+
+def _per_run(row):
+    """{run: samples/s} of a row measured in repeated runs (merge_runs), else None."""
+    return row.get("samples_per_sec_by_run") if row else None
+
+
+def _ratio(num, dens):
+    """num's samples/s over the best of dens' (rows of one network and batch): each ratio from
+    one run, the median over the runs that measured them all when the rows were repeated."""
+    dens = [d for d in dens if d]
+    if not num or not dens:
+        return None
+    runs = [_per_run(r) for r in (num, *dens)]
+    if all(runs):
+        common = sorted(set.intersection(*(set(r) for r in runs)))
+        if common:
+            return statistics.median(
+                runs[0][k] / max(r[k] for r in runs[1:]) for k in common)
+    return num["samples_per_sec"] / max(d["samples_per_sec"] for d in dens)
 
 
 def _fastnn(engines):
@@ -93,20 +115,18 @@ def goal_rows(result, sweep=None, tta=None, pred=None):
     rows, got = [], _rows(result)
     for net, bs, goal in NUMPY_GOALS:
         e = got.get((net, bs), {})
-        f, base = _fastnn(e), e.get(P.BASELINE)
-        ratio = f["samples_per_sec"] / base["samples_per_sec"] if f and base else None
+        ratio = _ratio(_fastnn(e), [e.get(P.BASELINE)])
         rows.append([f"{net} batch {bs}: >= {goal:g}x the NumPy MLP", *_verdict(ratio, goal)])
     for net, bs, goal in PEER_GOALS:
         e = got.get((net, bs), {})
-        f, peer = _fastnn(e), _best_peer(e)
-        ratio = f["samples_per_sec"] / peer["samples_per_sec"] if f and peer else None
+        peer = _best_peer(e)
+        ratio = _ratio(_fastnn(e), [e.get(p) for p in PEER_NAMES])
         who = f" (best peer: {peer['label']})" if peer else ""
         rows.append([f"{net} batch {bs}: >= {goal:g}x the best of PyTorch and JAX{who}",
                      *_verdict(ratio, goal)])
     d16 = {bs: _fastnn(got.get(("digits-16", bs), {})) for bs in (1, 10, 32)}
     for bs in (10, 32):
-        ratio = (d16[bs]["samples_per_sec"] / d16[1]["samples_per_sec"]
-                 if d16[bs] and d16[1] else None)
+        ratio = _ratio(d16[bs], [d16[1]])
         rows.append([f"digits-16 batch {bs} per sample at least as fast as batch 1",
                      *_verdict(ratio, 1.0)])
     rows += _sweep_goals(sweep)
@@ -183,7 +203,9 @@ def sweep_section(sweep):
 def goals_section(result, sweep=None, tta=None, pred=None):
     lines = ["## Against the engine issue's speed goals", "",
              "Computed from the runs above (fastnn = the auto backend's row); ratios are "
-             "samples/s over samples/s within one run.", "",
+             "samples/s over samples/s within one run, and for the rows measured in repeated "
+             "runs the median of the per-run ratios (against the peer that was faster in that "
+             "run).", "",
              "| goal | measured | verdict |", "| --- | ---: | --- |"]
     lines += [f"| {g} | {m} | {v} |" for g, m, v in goal_rows(result, sweep, tta, pred)]
     return lines + [""]
@@ -198,7 +220,8 @@ OPT_NAMES = {"digits-16": "", "nielsen-30": "", "mlp-128": " Adam", "wide-512": 
 
 
 def readme_table(result):
-    """The README's training table: samples/s per engine, and fastnn's two ratios."""
+    """The README's training table: samples/s per engine, and fastnn's two ratios (as in the
+    goals table: per run, the median of them for repeated rows)."""
     got = _rows(result)
     lines = ["| network, batch | " + " | ".join(lab for _, lab in README_ENGINES)
              + " | fastnn vs NumPy MLP | fastnn vs best peer |",
@@ -207,9 +230,10 @@ def readme_table(result):
         if B.width_of(net):
             continue
         cells = [f"{e[k]['samples_per_sec']:,.0f}" if k in e else "-" for k, _ in README_ENGINES]
-        f, base, peer = _fastnn(e), e.get(P.BASELINE), _best_peer(e)
-        vs_np = f"{f['samples_per_sec'] / base['samples_per_sec']:.1f}x" if f and base else "-"
-        vs_peer = f"{f['samples_per_sec'] / peer['samples_per_sec']:.2f}x" if f and peer else "-"
+        f = _fastnn(e)
+        r_np, r_peer = _ratio(f, [e.get(P.BASELINE)]), _ratio(f, [e.get(p) for p in PEER_NAMES])
+        vs_np = "-" if r_np is None else f"{r_np:.1f}x"
+        vs_peer = "-" if r_peer is None else f"{r_peer:.2f}x"
         lines.append(f"| {net}{OPT_NAMES.get(net, '')}, {bs} | " + " | ".join(cells)
                      + f" | {vs_np} | {vs_peer} |")
     return lines
@@ -224,7 +248,10 @@ def update_readme(path, result):
     _, tail = rest.split(README_END, 1)
     block = [README_START, f"Training samples/s, {result['threads']} threads, float32, from "
              f"`{result['command']}` ({result['date'][:10]}); fastnn = the auto backend's row "
-             "(the Cython row when auto was not run).", "",
+             "(the Cython row when auto was not run)."
+             + (f" Rows repeated in {len(result['repeat_commands'])} more runs (BENCHMARKS.md): "
+                "median samples/s, and the median of the per-run ratios."
+                if result.get("repeat_commands") else ""), "",
              *readme_table(result), README_END]
     path.write_text(head + "\n".join(block) + tail)
 
@@ -232,22 +259,21 @@ def update_readme(path, result):
 def merge_runs(result, repeats):
     """Rows measured again in repeated runs (same command, later) get the median samples/s of
     all their runs; the ratios are derived again, and a note lists every run's figure."""
-    import statistics
-
     from fastnn.bench.compare import derive
     if not repeats:
         return result
     again = {}
-    for rep in repeats:
+    for run, rep in enumerate(repeats, 1):
         for r in rep["rows"]:
             if r.get("samples_per_sec"):
-                again.setdefault((r["network"], r["batch"], r["engine"]), []).append(
+                again.setdefault((r["network"], r["batch"], r["engine"]), {})[run] = (
                     r["samples_per_sec"])
     for r in result["rows"]:
         more = again.get((r["network"], r["batch"], r["engine"]))
         if not more or not r.get("samples_per_sec"):
             continue
-        runs = [r["samples_per_sec"], *more]
+        r["samples_per_sec_by_run"] = {0: r["samples_per_sec"], **more}   # for per-run ratios
+        runs = list(r["samples_per_sec_by_run"].values())
         r["samples_per_sec_runs"] = runs
         r["samples_per_sec"] = statistics.median(runs)
         result.setdefault("notes", []).append(

@@ -163,6 +163,23 @@ def test_goal_verdicts_follow_the_numbers():
     assert got[tta_goal] == ("2.50x", "short")
 
 
+def test_goal_ratios_of_repeated_rows_are_per_run_medians():
+    """Each ratio comes from one run (against that run's faster peer); the goal takes their
+    median, not the ratio of medians taken from different runs."""
+    from benchmarks.report_goals import goal_rows, merge_runs
+    runs = [("auto", (300.0, 500.0, 100.0)), ("jax", (100.0, 400.0, 90.0)),
+            ("torch", (50.0, 450.0, 10.0)), ("numpy-mlp", (100.0, 100.0, 20.0))]
+    first, *again = ({"rows": [_row("mlp-128", 64, e, v[k], flops_per_sample=1e5)
+                               for e, v in runs]} for k in range(3))
+    for i, rep in enumerate(again):
+        rep["command"] = f"run {i + 2}"
+    first["sgemm_gflops"] = 100.0
+    got = {g: (m, v) for g, m, v in goal_rows(merge_runs(first, again))}
+    peer = "mlp-128 batch 64: >= 2.2x the best of PyTorch and JAX (best peer: jax)"
+    assert got[peer] == ("1.11x", "short")    # 300/100, 500/450 (torch), 100/90: median
+    # (the medians, 300 and 100 from different runs, would have read 3.00x)
+
+
 def test_sweep_run_and_report(mnist_ok, tmp_path):
     from benchmarks.report_goals import README_END, README_START
     out = tmp_path / "sweep.json"
