@@ -274,7 +274,6 @@ def merge_runs(result, repeats):
             continue
         r["samples_per_sec_by_run"] = {0: r["samples_per_sec"], **more}   # for per-run ratios
         runs = list(r["samples_per_sec_by_run"].values())
-        r["samples_per_sec_runs"] = runs
         r["samples_per_sec"] = statistics.median(runs)
         result.setdefault("notes", []).append(
             f"{r['network']}/b{r['batch']} {r['label']}: median of {len(runs)} runs ("
