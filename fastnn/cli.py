@@ -239,6 +239,8 @@ def cmd_info(a):
     print(f"fastnn {__version__}  python {platform.python_version()}  numpy {np.__version__}")
     print(f"platform {platform.platform()}  cpu {machine.cpu_model()}  cpus {os.cpu_count()}")
     print(f"cpu features {' '.join(machine.cpu_features()) or 'unknown'}")
+    print(f"cpu generation {machine.cpu_generation() or 'unknown'}  "
+          f"caches {machine.cpu_caches() or 'unknown'}")
     print(f"threads {get_num_threads()}")
     for name, status in backend_status().items():
         print(f"backend {name:<7} {status}")

@@ -223,3 +223,25 @@ def test_repeated_runs_give_medians_and_ratios_again():
     assert rows[("wide-512", "auto")]["samples_per_sec"] == 50.0          # not repeated
     assert merged["repeat_commands"] == [a["command"] for a in again]
     assert any("median of 3 runs (300, 500, 400" in n for n in merged["notes"])
+
+
+def test_cpu_name_names_the_generation_and_caches(monkeypatch, tmp_path):
+    # Two CPUs with one model name and one flag list (Zen 4 and Zen 5 EPYC) must read apart.
+    lines = ["processor\t: 0", "cpu family\t: 25", "model\t\t: 17", "model name\t: AMD EPYC",
+             "flags\t\t: fpu avx2 fma avx512f", "", "processor\t: 1", "cpu family\t: 26",
+             "model\t\t: 2"]
+    monkeypatch.setattr(M, "_cpuinfo_lines", lambda: lines)
+    assert M.cpu_generation() == "family 25 model 17"
+    for i, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "32K"),
+                                             (2, "Unified", "1024K")]):
+        d = tmp_path / f"index{i}"
+        d.mkdir()
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (d / name).write_text(f"{value}\n")
+    assert M.cpu_caches(str(tmp_path)) == "L1d 48K, L2 1024K"
+    assert M.cpu_caches(str(tmp_path / "absent")) == ""
+    monkeypatch.setattr(M, "cpu_caches", lambda: "L1d 48K, L2 1024K")
+    assert M.cpu_name().startswith(
+        "AMD EPYC (family 25 model 17; L1d 48K, L2 1024K; avx512f, avx2, fma), ")
+    monkeypatch.setattr(M, "_cpuinfo_lines", lambda: ["Features\t: asimd"])
+    assert M.cpu_generation() == ""

@@ -40,11 +40,48 @@ def cpu_features():
     return []
 
 
+def cpu_generation():
+    """'family 25 model 17' on x86 (from /proc/cpuinfo), else ''. Cloud CPUs often share one
+    model name across generations with different SIMD throughput (AMD EPYC: Zen 4 runs AVX-512
+    at half Zen 5's rate), so a benchmark report has to name the generation."""
+    found = {}
+    for line in _cpuinfo_lines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("cpu family", "model") and key not in found:
+            found[key] = value.strip()
+        if not line.strip() and found:
+            break
+    if len(found) < 2:
+        return ""
+    return f"family {found['cpu family']} model {found['model']}"
+
+
+def cpu_caches(root="/sys/devices/system/cpu/cpu0/cache"):
+    """'L1d 32K, L2 1024K, L3 32768K' for one core, from sysfs; '' where sysfs has none."""
+    out = []
+    try:
+        names = sorted(n for n in os.listdir(root) if n.startswith("index"))
+    except OSError:
+        return ""
+    for name in names:
+        try:
+            level, kind, size = (open(os.path.join(root, name, f)).read().strip()
+                                 for f in ("level", "type", "size"))
+        except OSError:
+            continue
+        if kind != "Instruction":
+            out.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
+    return ", ".join(out)
+
+
 def cpu_name():
-    """'<model> (avx512f, avx2, fma), N logical CPUs': the CPU line of benchmark reports."""
+    """'<model> (family F model M; L1d .., L2 ..; avx512f, avx2, fma), N logical CPUs': the CPU
+    line of benchmark reports."""
     simd = [s for s in ("avx512f", "avx2", "fma") if s in cpu_features()]
-    flags = f" ({', '.join(simd)})" if simd else ""
-    return f"{cpu_model()}{flags}, {os.cpu_count() or 1} logical CPUs"
+    parts = [p for p in (cpu_generation(), cpu_caches(), ", ".join(simd)) if p]
+    detail = f" ({'; '.join(parts)})" if parts else ""
+    return f"{cpu_model()}{detail}, {os.cpu_count() or 1} logical CPUs"
 
 
 def versions():
