@@ -22,6 +22,7 @@ cdef extern from "fnn.h" nogil:
     ctypedef struct fnn_ws:
         int B, T, elsize
         double xpeak
+        int narrow_T, narrow_vs
         size_t bytes
 
     ctypedef struct fnn_opt:

@@ -93,6 +93,14 @@ cdef class Workspace:
         check each row as they read it): NaN or inf if some value was."""
         return self.ws.xpeak
 
+    @property
+    def per_sample_threads(self):
+        """(threads the per-sample path runs on, threads it was compared against) from its
+        last probe (it times a few steps each way and keeps the faster), or None before any."""
+        if self.ws.narrow_T == 0:
+            return None
+        return (self.ws.narrow_T, self.ws.narrow_vs)
+
     def __repr__(self):
         return (f"<fastnn._kernels.Workspace batch_size={self.batch_size} "
                 f"dtype={self.dtype.name} {self.ws.bytes} bytes>")

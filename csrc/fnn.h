@@ -70,6 +70,10 @@ typedef struct {
                                    thread t's list starts at r0 + t), row starts (batch path) */
     uint32_t *stamp;            /* n[0]: step stamp of the last touch */
     uint32_t epoch;
+    int narrow_T;               /* per-sample path: the thread count that won the last probe
+                                   (0: none yet), against narrow_vs threads, at narrow_at s */
+    int narrow_vs;
+    double narrow_at;
     double *lossb;              /* B per-sample losses */
     double *xpkb;               /* B per-sample max |x| (training checks its inputs as it
                                    reads them: NaN or inf if some value is) */

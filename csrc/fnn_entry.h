@@ -20,6 +20,60 @@ static int NAME(train_threads)(const fnn_ws *ws, int nthreads, int worth)
     return T;
 }
 
+/* Steps [s0, s0 + n) of a train call on the per-sample path with T threads, merged into the
+ * call's loss (returned sum), *corr and *peak (ws->xpeak holds the part's). Returns seconds. */
+static double NAME(narrow_part)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_opt *op,
+                                const REAL *x, const REAL *y, const int64_t *order,
+                                int64_t n_order, int64_t start, int64_t s0, int64_t n,
+                                int64_t bs, int acc_mode, int T, double *loss, int64_t *corr,
+                                double *peak)
+{
+    fnn_opt o = *op;
+    int64_t c = 0;
+    o.t += s0;   /* the optimiser's step count where the part starts */
+    const double t0 = fnn_now();
+    *loss += NAME(train_narrow)(net, ws, P, &o, x, y, order, n_order, start + s0 * bs, n, bs,
+                                acc_mode, T, &c);
+    *corr += c;
+    *peak = NAME(peak_merge)(*peak, ws->xpeak);
+    return fnn_now() - t0;
+}
+
+/* The per-sample path with T threads or one, whichever is faster now (fnn_tuning.h
+ * FNN_TUNE_NARROW_PROBE_STEPS): a probe times a few steps each way, then the call runs on. */
+static double NAME(train_narrow_probed)(const fnn_net *net, fnn_ws *ws, REAL *P,
+                                        const fnn_opt *op, const REAL *x, const REAL *y,
+                                        const int64_t *order, int64_t n_order, int64_t start,
+                                        int64_t nsteps, int64_t bs, int acc_mode, int T,
+                                        int64_t *correct)
+{
+    const int64_t k = FNN_TUNE_NARROW_PROBE_STEPS;
+    double loss = 0, peak = 0;
+    int64_t s = 0;
+    *correct = 0;
+    if (T > 1) {
+        const double now = fnn_now();
+        if (nsteps >= 4 * k && (ws->narrow_vs != T || ws->narrow_T == 0
+                                || now - ws->narrow_at >= FNN_TUNE_NARROW_PROBE_EVERY_S)) {
+            const double shared = NAME(narrow_part)(net, ws, P, op, x, y, order, n_order, start,
+                                                    0, k, bs, acc_mode, T, &loss, correct,
+                                                    &peak);
+            const double alone = NAME(narrow_part)(net, ws, P, op, x, y, order, n_order, start,
+                                                   k, k, bs, acc_mode, 1, &loss, correct,
+                                                   &peak);
+            ws->narrow_T = alone < shared ? 1 : T;
+            ws->narrow_vs = T;
+            ws->narrow_at = now;
+            s = 2 * k;
+        }
+        if (ws->narrow_vs == T && ws->narrow_T == 1) T = 1;
+    }
+    NAME(narrow_part)(net, ws, P, op, x, y, order, n_order, start, s, nsteps - s, bs, acc_mode,
+                      T, &loss, correct, &peak);
+    ws->xpeak = peak;
+    return loss;
+}
+
 /* Whether a batched step of `work` MACs is cut in fixed chunks and tasks that threads share:
  * always from par_min_work_batch (the same bits for any thread count), and from
  * par_min_work_chunks when more than one thread will run (then the bits are those of every
@@ -55,8 +109,8 @@ static double NAME(train)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_op
     if (NAME(is_narrow)(net) && !(T0 > 1 && work >= FNN_TUNE_NARROW_PIECES_MIN)) {
         const int T = NAME(train_threads)(ws, nthreads,
                                           work >= fnn_tune.par_min_work && bs >= 2 * T0);
-        return NAME(train_narrow)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs,
-                                  acc_mode, T, correct);
+        return NAME(train_narrow_probed)(net, ws, P, op, x, y, order, n_order, start, nsteps,
+                                         bs, acc_mode, T, correct);
     }
     /* big enough steps are cut in fixed chunks (same bits for any thread count) that threads
      * take dynamically; smaller ones run whole on one thread */

@@ -11,6 +11,16 @@
 #include "fnn.h"
 #include "fnn_tuning.h"
 
+/* Wall seconds (the per-sample path's thread probe; it only runs with OpenMP threads). */
+static inline double fnn_now(void)
+{
+#ifdef _OPENMP
+    return omp_get_wtime();
+#else
+    return 0.0;
+#endif
+}
+
 #define FNN_SFX2(a, b) a##_##b
 #define FNN_SFX(a, b) FNN_SFX2(a, b)
 

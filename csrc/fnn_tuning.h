@@ -37,6 +37,15 @@
  * (seen in a few b8 rounds): one thread stays the choice below 100k. */
 #define FNN_TUNE_PAR_MIN_WORK 100000
 
+/* The shared per-sample step trades half the weights between the cores every step, so its
+ * gain hangs on how fast they trade cache lines. On a Zen 4 host (family 25 model 17) digits-16
+ * b10 ran, one build, 2 threads: 0.06-0.07 s an epoch slice in some phases, 0.20 s in others
+ * (minutes long, no steal time, one thread 0.08 s throughout). So a train call that shares
+ * its steps first times PROBE_STEPS steps each way, runs the rest the faster way, and probes
+ * again after PROBE_EVERY_S seconds (any thread count gives the same bits). */
+#define FNN_TUNE_NARROW_PROBE_STEPS 48
+#define FNN_TUNE_NARROW_PROBE_EVERY_S 0.5
+
 /* 1: layer 0 skips zero inputs (MNIST rows are ~80% zeros). */
 #define FNN_TUNE_SPARSE 1
 

@@ -96,6 +96,38 @@ def test_thread_count_is_bit_reproducible(sizes, batch, opt):
     assert np.array_equal(params[0], params[1])
 
 
+@pytest.mark.parametrize("opt", ["adam", "nesterov"])
+def test_probed_per_sample_threads_keep_every_bit(opt):
+    """A call long enough to probe times its first steps on 2 threads, the next on 1, then runs
+    on with the faster: the parameters, the epoch's loss and accuracy, the optimiser's step
+    count (Adam's bias corrections) and the input check all come out as on 1 thread."""
+    sizes = (784, 16, 16, 10)
+    x, y = make_data(2400, sizes[0], sizes[-1], "cross_entropy")   # 240 steps of 10 in a call
+    out = []
+    for n in (1, 2):
+        m = build(sizes, "relu", "softmax", "cross_entropy", OPTIMIZERS[opt](), "float32",
+                  "cython")
+        old = kernels.get_tuning()
+        kernels.set_tuning(par_min_work=0)
+        try:
+            with threads(n):
+                h = m.fit(x, y, epochs=2, batch_size=10, seed=3, verbose=0)
+        finally:
+            kernels.set_tuning(**old)
+        probe = m._train_ws.per_sample_threads
+        assert probe is None if n == 1 else probe in ((1, 2), (2, 2)), probe
+        out.append((m.params.copy(), h.history["loss"], h.history["accuracy"]))
+    assert np.array_equal(out[0][0], out[1][0])
+    assert out[0][1:] == out[1][1:]
+    bad = x.copy()
+    bad[2300, 400] = np.nan            # in the part after the probe
+    m = build(sizes, "relu", "softmax", "cross_entropy", OPTIMIZERS[opt](), "float32", "cython")
+    before = m.params.copy()
+    with threads(2), pytest.raises(ValueError, match="NaN|finite"):
+        m.fit(bad, y, epochs=1, batch_size=10, seed=3, verbose=0)
+    assert np.array_equal(m.params, before)
+
+
 # layer 0 of the batched step: dense, sparse row by row, sparse in groups of input rows
 LAYER0_PATHS = {"dense": dict(sparse=0), "sparse rows": dict(sparse=1, s0_group_min=10**6),
                 "sparse groups": dict(sparse=1, s0_group_min=1)}
