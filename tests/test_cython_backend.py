@@ -49,7 +49,9 @@ def isa(request):
                                              ((784, 16, 16, 10), 10, "sgd"),
                                              ((50, 30, 10), 7, "adam_wd"),
                                              ((64, 130, 33, 10), 64, "momentum"),
-                                             ((40, 200, 10), 32, "nesterov")])
+                                             ((40, 200, 10), 32, "nesterov"),
+                                             # inner dimension 640 (> 512) in the own sgemm
+                                             ((50, 96, 640, 64, 10), 64, "momentum")])
 def test_every_simd_build_matches_numpy(isa, dtype, sizes, batch, opt):
     x, _, ((ref, _), (mod, _)) = train_pair("cython", sizes, "relu", "softmax", "cross_entropy",
                                             opt, dtype, min(20 * batch, 400), batch, 1)
