@@ -141,7 +141,7 @@ def refresh_carried(out):
     out.write_text("\n".join(text[:start] + carried_sections() + text[repro:]))
 
 
-def write(result, out, png, tta=None, argv=(), sweep=None, pred=None):
+def write(result, out, png, tta=None, argv=(), sweep=None, pred=None, machine_notes=()):
     chart(result, png)
     v = result["versions"]
     versions = ", ".join(f"{k} {val}" for k, val in v.items())
@@ -159,6 +159,7 @@ def write(result, out, png, tta=None, argv=(), sweep=None, pred=None):
         "own run. The commands are at the end.", "",
         "## Machine and settings", "",
         f"- CPU: {m['cpu']}; memory {m.get('memory_gib')} GiB; {m['platform']}",
+        *[f"- about the machine: {text}" for text in machine_notes],
         f"- threads: {result['threads']} for every engine; dtype float32; "
         f"{result['rounds']} timed rounds (median reported)",
         f"- sgemm reference: {result['sgemm_gflops']:.1f} GFLOP/s (numpy float32 2048x2048, "
@@ -215,6 +216,8 @@ def main(argv=None):
     ap.add_argument("--readme", type=Path, default=None,
                     help="README whose generated benchmarks table is replaced (default: the "
                          "checkout's README.md when --out is the checkout's BENCHMARKS.md)")
+    ap.add_argument("--machine-note", action="append", default=[],
+                    help="a line on the machine the run's JSONs do not record (repeatable)")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--png", type=Path, default=ROOT / "docs" / "img" / "benchmarks.png")
     args = ap.parse_args(argv)
@@ -227,7 +230,7 @@ def main(argv=None):
     tta = json.loads(args.tta.read_text()) if args.tta else None
     sweep = json.loads(args.sweep.read_text()) if args.sweep else None
     pred = json.loads(args.predict.read_text()) if args.predict else None
-    write(result, args.out, args.png, tta, argv, sweep, pred)
+    write(result, args.out, args.png, tta, argv, sweep, pred, args.machine_note)
     readme = args.readme or (ROOT / "README.md" if args.out == ROOT / "BENCHMARKS.md" else None)
     if readme is not None:
         update_readme(readme, result)

@@ -86,9 +86,11 @@ def test_compare_and_report(mnist_ok, tmp_path):
     assert result["threads"] == 1 and result["sgemm_gflops"] > 0
 
     md, png = tmp_path / "BENCHMARKS.md", tmp_path / "img" / "b.png"
-    _run(["-m", "benchmarks.report", str(out), "--out", str(md), "--png", str(png)], _env())
+    _run(["-m", "benchmarks.report", str(out), "--out", str(md), "--png", str(png),
+          "--machine-note", "a Zen 5 host"], _env())
     text = md.read_text()
     assert "| network | batch | engine | samples/s |" in text and "fastnn numpy" in text
+    assert "- about the machine: a Zen 5 host\n" in text
     assert "fastnn bench" in text and "NumPy MLP" in text
     assert png.stat().st_size > 1000
 
