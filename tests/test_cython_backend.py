@@ -76,6 +76,17 @@ def test_layer0_row_tasks_split_anywhere_match_numpy(isa, dtype, n_in, opt):
     assert_close(mod.params, ref.params, dtype, f"parameters ({isa}, {n_in} inputs)")
 
 
+def _fit_sharing_small_steps(m, x, y, n, **fit_kw):
+    """m.fit on n threads, with threads sharing even the smallest per-sample steps."""
+    old = kernels.get_tuning()
+    kernels.set_tuning(par_min_work=0)
+    try:
+        with threads(n):
+            return m.fit(x, y, seed=3, verbose=0, **fit_kw)
+    finally:
+        kernels.set_tuning(**old)
+
+
 @pytest.mark.parametrize("sizes,batch,opt", [((784, 16, 16, 10), 10, "sgd"),
                                              ((784, 16, 16, 10), 32, "momentum"),
                                              ((100, 30, 10), 64, "adam_wd")])
@@ -86,13 +97,7 @@ def test_thread_count_is_bit_reproducible(sizes, batch, opt):
     for n in (1, 2, 1):
         m = build(sizes, "sigmoid", "softmax", "cross_entropy", OPTIMIZERS[opt](), "float32",
                   "cython")
-        old = kernels.get_tuning()
-        kernels.set_tuning(par_min_work=0)
-        try:
-            with threads(n):
-                m.fit(x, y, epochs=1, batch_size=batch, seed=3, verbose=0)
-        finally:
-            kernels.set_tuning(**old)
+        _fit_sharing_small_steps(m, x, y, n, epochs=1, batch_size=batch)
         params.append(m.params.copy())
     assert np.array_equal(params[0], params[2])
     assert np.array_equal(params[0], params[1])
@@ -109,13 +114,7 @@ def test_probed_per_sample_threads_keep_every_bit(opt):
     for n in (1, 2):
         m = build(sizes, "relu", "softmax", "cross_entropy", OPTIMIZERS[opt](), "float32",
                   "cython")
-        old = kernels.get_tuning()
-        kernels.set_tuning(par_min_work=0)
-        try:
-            with threads(n):
-                h = m.fit(x, y, epochs=2, batch_size=10, seed=3, verbose=0)
-        finally:
-            kernels.set_tuning(**old)
+        h = _fit_sharing_small_steps(m, x, y, n, epochs=2, batch_size=10)
         probe = m._train_ws.per_sample_threads
         assert probe is None if n == 1 else probe in ((1, 2), (2, 2)), probe
         out.append((m.params.copy(), h.history["loss"], h.history["accuracy"]))
