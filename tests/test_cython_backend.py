@@ -116,7 +116,10 @@ def test_probed_per_sample_threads_keep_every_bit(opt):
                   "cython")
         h = _fit_sharing_small_steps(m, x, y, n, epochs=2, batch_size=10)
         probe = m._train_ws.per_sample_threads
-        assert probe is None if n == 1 else probe in ((1, 2), (2, 2)), probe
+        if n == 1 or not kernels.have_openmp():    # one thread: nothing to compare
+            assert probe is None, probe
+        else:
+            assert probe in ((1, 2), (2, 2)), probe
         out.append((m.params.copy(), h.history["loss"], h.history["accuracy"]))
     assert np.array_equal(out[0][0], out[1][0])
     assert out[0][1:] == out[1][1:]
