@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def cpu_caches(root="/sys/devices/system/cpu/cpu0/cache"):
         return ""
     for name in names:
         try:
-            level, kind, size = (open(os.path.join(root, name, f)).read().strip()
+            level, kind, size = (Path(root, name, f).read_text().strip()
                                  for f in ("level", "type", "size"))
         except OSError:
             continue
