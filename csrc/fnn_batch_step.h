@@ -150,6 +150,9 @@ static int NAME(batch_plan)(const fnn_net *net, int B, int chunked, int *n_chunk
             /* a layer with half the step's work or more is cut at least as many ways as the
              * samples are, or one core updates it while the other idles (784-32-32-10) */
             if (2 * layer >= macs && k < *n_chunks) k = *n_chunks;
+            /* so is one with an eighth of a task's work or more: taken whole, it is often the
+             * last task of the step, and the other core waits it out (FNN_TUNE_TASK_WORK) */
+            if (8 * layer * B >= fnn_tune.task_work && k < *n_chunks) k = *n_chunks;
             k = k < 1 ? 1 : (k > kmax ? kmax : k);
             if (k > nin) k = nin;
         }

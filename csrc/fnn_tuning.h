@@ -118,7 +118,11 @@
  * chunk (fnn_batch_step.h batch_plan): 784-32-32-10 b128 had 1 layer-0 task, and one core
  * updated layer 0 while the other waited at the barrier (perf: 18% of the time). 2 threads,
  * grouped layer-0 update, 60k-row rounds taking turns: 784-32-32-10 1.29x (50 rounds),
- * digits-16 b200 1.18x (30 rounds). */
+ * digits-16 b200 1.18x (30 rounds). A layer with an eighth of FNN_TUNE_TASK_WORK or more
+ * also gets one task per chunk: mlp-128's layer 1 (128x64, b64) was one task, run last by one
+ * core while the other waited (per-thread phase timers: 8.5 us of a 155 us step); in two
+ * pieces the wait fell to 1.3 us. Zen 4, 2 threads, old and new taking turns, both ways round:
+ * mlp-128 1.01x, 1.025x, 1.00x, 1.014x; 784-128-128-10 b128 1.036x, 1.041x; 784-64-64-10 a tie. */
 #define FNN_TUNE_TASK_WORK 3000000
 #define FNN_TUNE_TASKS_SPARSE0 8
 #define FNN_TUNE_TASKS_ROWS 4
