@@ -30,10 +30,12 @@ static inline void NAME(split)(int64_t n, int t, int T, int64_t *lo, int64_t *hi
     *hi = n * (t + 1) / T;
 }
 
+/* A row wanted soon, into L2 (prefetcht1, fnn_tuning.h FNN_TUNE_PREFETCH_LOCALITY). */
 static inline void NAME(prefetch_row)(const REAL *p, int n)
 {
     const char *c = (const char *)p;
-    for (size_t o = 0; o < (size_t)n * sizeof(REAL); o += 64) __builtin_prefetch(c + o, 0, 3);
+    for (size_t o = 0; o < (size_t)n * sizeof(REAL); o += 64)
+        __builtin_prefetch(c + o, 0, FNN_TUNE_PREFETCH_LOCALITY);
 }
 
 static inline int NAME(lower_bound)(const int32_t *v, int n, int32_t key)

@@ -107,6 +107,15 @@
  * (both noisy), so 2 stays. */
 #define FNN_TUNE_BATCH_CHUNKS 2
 
+/* Locality hint of the prefetches of a random input row (3 KB of MNIST, 49 lines):
+ * prefetcht1 (2), not prefetcht0 (3). On Zen 4 a burst of 49 prefetcht0 left the row's scan
+ * as slow as with no prefetch at all: microbenchmark (random rows of a 188 MB array, 2000
+ * cycles of work between rows, the row fetched 1-3 rows ahead) scan 880-940 TSC ticks a row
+ * with prefetcht0 or prefetchnta, 450-500 with prefetcht1 or prefetcht2, 2300 with none.
+ * Training, 2 threads, old and new builds taking turns both ways round: digits-16 b1 1.40x and
+ * 1.20x, b10 1.17x and 1.27x, nielsen-30 b10 1.13x and 1.01x, mlp-128 1.12x and 1.05x. */
+#define FNN_TUNE_PREFETCH_LOCALITY 2
+
 /* Update tasks per layer of a chunked step: one per FNN_TUNE_TASK_WORK MACs of the layer's
  * gradient, at most ..._SPARSE0 for the sparse layer 0 (uneven rows: more, smaller tasks
  * balance better), ..._ROWS for per-row kernels and ..._GEMM for gemm layers (each gemm task
