@@ -116,6 +116,13 @@
  * 1.20x, b10 1.17x and 1.27x, nielsen-30 b10 1.13x and 1.01x, mlp-128 1.12x and 1.05x. */
 #define FNN_TUNE_PREFETCH_LOCALITY 2
 
+/* How many rows ahead the batched path's layer-0 pass fetches its input rows: it only scans
+ * each row for nonzeros (100-300 ns), so one row ahead hid little of a memory access. 2
+ * threads, builds taking turns (Zen 4, noisy): 8 ahead against 1, mlp-128 1.07x, 1.02-1.06x
+ * and 0.98x, wide-512 1.04x (median of ratios; ratio of medians 0.99x) and 1.08x; 3 ahead a
+ * tie; 32 (the whole chunk at once) against 8, 0.97x and a tie. */
+#define FNN_TUNE_X_AHEAD 8
+
 /* Update tasks per layer of a chunked step: one per FNN_TUNE_TASK_WORK MACs of the layer's
  * gradient, at most ..._SPARSE0 for the sparse layer 0 (uneven rows: more, smaller tasks
  * balance better), ..._ROWS for per-row kernels and ..._GEMM for gemm layers (each gemm task
