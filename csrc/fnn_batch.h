@@ -140,7 +140,8 @@ static void NAME(batch_forward_sparse0)(const fnn_net *net, fnn_ws *ws, const RE
     for (int b = b0; b < b1 && b < b0 + FNN_TUNE_X_AHEAD; b++)
         NAME(prefetch_row)(NAME(x_row)(x, rows, b, n0), n0);
     for (int b = b0; b < b1; b++) {
-        if (b + FNN_TUNE_X_AHEAD < b1) NAME(prefetch_row)(NAME(x_row)(x, rows, b + FNN_TUNE_X_AHEAD, n0), n0);
+        if (b + FNN_TUNE_X_AHEAD < b1)
+            NAME(prefetch_row)(NAME(x_row)(x, rows, b + FNN_TUNE_X_AHEAD, n0), n0);
         NAME(index_nonzeros)(ws, b, NAME(x_row)(x, rows, b, n0), n0);
     }
 #if Q0_ON
