@@ -40,7 +40,9 @@ static inline int NAME(nonzero_from)(const fnn_ws *ws, int b, int64_t r)
  * loads its W row for one multiply-add per value, and the pass is bound by L2 bandwidth; 4 MNIST
  * rows have about 2x one row's nonzeros between them, so a quad loads about half the W rows
  * per sample. A sample's sum runs over the quad's inputs in ascending order, its own nonzeros
- * among them: the same sums as one at a time, plus zero terms. */
+ * among them: the same sums as one at a time, plus zero terms. Pairs (4 or 8 vectors wide) and
+ * triples were a tie with quads on wide-512 (Zen 4, 2 threads, both ways round; perf: the
+ * quads' tile loop waits on W row loads about as much as on multiply-adds). */
 #define Q0_S 4
 #if VBYTES == 64 && defined(__AVX512F__)
 #define Q0_ON 1

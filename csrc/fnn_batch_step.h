@@ -107,6 +107,8 @@ FNN_NOINLINE void NAME(batch_update_task)(const fnn_net *net, fnn_ws *ws, REAL *
         const REAL *A = NAME(layer_input)(net, ws, x, rows, l, 0, B, 0, &lda);
         REAL *GW = (REAL *)ws->grad + net->woff[l];
         if (NAME(use_gemm)(net, l, B)) {
+            /* applying the optimiser from xgemm's registers (no GW written and read back)
+             * was a tie at best on wide-512 (Zen 4, 0.97-1.0x): W and its state are the traffic */
             NAME(gemm_rm)('T', 'N', (int)(w1 - r0), nout, B, A + r0, lda, D, ldd,
                           GW + r0 * nout, nout);
             NAME(update_params)(P, net->woff[l] + r0 * nout, GW + r0 * nout, (w1 - r0) * nout,

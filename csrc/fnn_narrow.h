@@ -156,7 +156,10 @@ static void NAME(narrow_update_input)(const fnn_net *net, fnn_ws *ws, REAL *P, c
     NAME(split)(n0, t, T, &r0, &r1);
     if (direct) {
         /* W[i,:] -= lr * x_bi * delta_b, sample by sample (in batch order), only on rows
-         * with x_bi != 0: the gradient is never materialised. */
+         * with x_bi != 0: the gradient is never materialised. Regrouped by row instead (each
+         * row loaded and stored once, the same bits) it was 1.3x slower on nielsen-30 b10
+         * and 1.6x on digits-16 b10 (Zen 4): the sort, and a mispredicted loop exit per row
+         * (0 to B entries each), cost more than the loads and stores saved. */
         for (int b = 0; b < B; b++) {
             const int32_t *nzi = ws->nzi + (int64_t)b * ws->nzld;
             const int nnz = ws->nnz[b];

@@ -15,6 +15,8 @@
  * last group may be short).
  */
 
+/* Prefetching the next group's rows of W and the optimiser state (write intent) while this
+ * group sums was a tie on mlp-128 and wide-512 (Zen 4, 2 threads, both ways round). */
 #define S0_G 4   /* = the group of ws->nzg bits (fnn_vec.h nonzeros_core) */
 #if S0_G != 4
 #error "S0_G: s0_list reads the groups of 4 inputs that nonzeros_core marks"
