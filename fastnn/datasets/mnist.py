@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-# Re-exported so the old names still resolve here; tests replace _fetch_wheel in this module.
 from .._memory import aligned_empty
+
+# Re-exported so the old names still resolve here; tests replace _fetch_wheel in this module.
 from ._mnist_fetch import (  # noqa: F401
     PIP_TIMEOUT,
     TIMEOUT,
