@@ -42,7 +42,12 @@ static inline int NAME(nonzero_from)(const fnn_ws *ws, int b, int64_t r)
  * per sample. A sample's sum runs over the quad's inputs in ascending order, its own nonzeros
  * among them: the same sums as one at a time, plus zero terms. Pairs (4 or 8 vectors wide) and
  * triples were a tie with quads on wide-512 (Zen 4, 2 threads, both ways round; perf: the
- * quads' tile loop waits on W row loads about as much as on multiply-adds). */
+ * quads' tile loop waits on W row loads about as much as on multiply-adds). So were groups of
+ * 4 neighbouring inputs (fnn_sparse0.h's lists; 223 terms a sample instead of the quads'
+ * 304), W's 4 rows x 4 vectors held in registers and each listed sample's sums loaded, updated
+ * and stored: same bits, 0.98-1.02x, and 0.97x in a slow phase (4 or 2 vectors wide, with or
+ * without the next group's rows prefetched); per 128-row chunk, ~460 us against ~285 us of
+ * multiply-adds. */
 #define Q0_S 4
 #if VBYTES == 64 && defined(__AVX512F__)
 #define Q0_ON 1
