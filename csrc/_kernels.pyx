@@ -136,6 +136,7 @@ def set_tuning(**kw):
     fnn_tune.task_work = max(1, cur["task_work"])
     fnn_tune.par_min_work_chunks = cur["par_min_work_chunks"]
     fnn_tune.quad0 = cur["quad0"]
+    fnn_tune.w0pad = cur["w0pad"]
     return dict(fnn_tune)
 
 include "_kernels_apply.pxi"

@@ -69,6 +69,10 @@ typedef struct {
     int32_t *touched;           /* n[0] + T + 17: layer-0 rows touched in a step (narrow path;
                                    thread t's list starts at r0 + t), row starts (batch path) */
     uint32_t *stamp;            /* n[0]: step stamp of the last touch */
+    void *w0pad;                /* n[0] x ldw0pad: layer 0 with rows on cache lines, for the
+                                   per-sample SGD path (fnn_narrow.h train_narrow); NULL when
+                                   its rows already are (n[1] a multiple of 64 bytes) or wide */
+    int ldw0pad;
     uint32_t epoch;
     int narrow_T;               /* per-sample path: the thread count that won the last probe
                                    (0: none yet), against narrow_vs threads, at narrow_at s */
@@ -130,6 +134,8 @@ typedef struct {
     int par_min_work_chunks;  /* ... and from this many when 2+ threads run (fnn_entry.h) */
     int quad0;          /* 1: the batched sparse layer-0 forward takes 4 samples at a time
                            (fnn_batch.h quad_tile) */
+    int w0pad;          /* 1: the per-sample SGD path trains layer 0 in ws->w0pad (rows on
+                           cache lines, fnn_tuning.h FNN_TUNE_W0PAD_MAX) when it has one */
 } fnn_tuning;
 
 /* BLAS thread control (OpenBLAS set/get_num_threads of each loaded OpenBLAS, registered from

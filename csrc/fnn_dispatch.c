@@ -30,6 +30,7 @@ fnn_tuning fnn_tune = {
     FNN_TUNE_TASK_WORK,
     FNN_TUNE_PAR_MIN_WORK_CHUNKS,
     FNN_TUNE_QUAD0,
+    1,   /* w0pad */
 };
 
 void fnn_team_barrier(fnn_team *tm, int rewind)
@@ -243,6 +244,10 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     size_t o_nnz = off; off += pad64((size_t)B * sizeof(int32_t));
     size_t o_touched = off; off += pad64((size_t)(n0 + T + 1 + 16) * sizeof(int32_t));
     size_t o_stamp = off; off += pad64((size_t)n0 * sizeof(uint32_t));
+    /* rows of layer 0 padded to whole cache lines, for narrow layers that are not already */
+    const int n1 = net->n[1];
+    ws->ldw0pad = n1 % per && n1 <= FNN_TUNE_W0PAD_MAX ? ws->ld[1] : 0;
+    size_t o_w0pad = off; off += pad64((size_t)n0 * ws->ldw0pad * es);
     size_t o_loss = off; off += pad64((size_t)B * sizeof(double));
     size_t o_xpk = off; off += pad64((size_t)B * sizeof(double));
     size_t o_cor = off; off += pad64((size_t)B * sizeof(int64_t));
@@ -268,6 +273,7 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     ws->cscx = blk + o_cscx;
     ws->touched = (int32_t *)(blk + o_touched);
     ws->stamp = (uint32_t *)(blk + o_stamp);
+    ws->w0pad = ws->ldw0pad ? blk + o_w0pad : NULL;
     ws->lossb = (double *)(blk + o_loss);
     ws->xpkb = (double *)(blk + o_xpk);
     ws->corb = (int64_t *)(blk + o_cor);

@@ -177,7 +177,7 @@ static void NAME(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const 
     if (peak) *peak = 0;
     if (N == 1) {
         NAME(peak_rows)(peak, peak, x, n0, 0, 1);
-        NAME(forward_one)(net, ws, P, x, 0, out, 0);
+        NAME(forward_one)(net, ws, P, P + net->woff[0], net->n[1], x, 0, out, 0);
         return;
     }
     int T = nthreads < ws->T ? nthreads : ws->T;
@@ -202,7 +202,8 @@ static void NAME(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const 
             NAME(peak_rows)(peak, peak, x, n0, k * take, i1);
             for (int64_t i = k * take; i < i1; i++) {
                 if (i + 1 < N) NAME(prefetch_row)(x + (i + 1) * n0, n0);
-                NAME(forward_one)(net, ws, P, x + i * n0, 0, out + i * nL, 0);
+                NAME(forward_one)(net, ws, P, P + net->woff[0], net->n[1], x + i * n0, 0,
+                                  out + i * nL, 0);
             }
         }
         return;
@@ -217,7 +218,8 @@ static void NAME(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const 
             const int64_t i1 = (k + 1) * take < N ? (k + 1) * take : N;
             NAME(peak_rows)(peak, &mine, x, n0, k * take, i1);
             for (int64_t i = k * take; i < i1; i++)
-                NAME(forward_one)(net, ws, P, x + i * n0, t, out + i * nL, 0);
+                NAME(forward_one)(net, ws, P, P + net->woff[0], net->n[1], x + i * n0, t,
+                                  out + i * nL, 0);
         }
         if (peak) {
 #pragma omp critical(fnn_peak)

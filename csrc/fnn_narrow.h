@@ -51,10 +51,11 @@ static inline int NAME(lower_bound)(const int32_t *v, int n, int32_t key)
     return (int)(base - v) + (n == 1 && *base < key);
 }
 
-/* Forward one sample through all layers with the per-sample kernels (layer 0 sparse).
- * The last layer's output goes to `out` (any stride-1 row of n[L] values). */
-static void NAME(forward_one)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x,
-                              int b, REAL *out, int keep_nnz)
+/* Forward one sample through all layers with the per-sample kernels (layer 0 sparse, its
+ * rows W0, ldw0 apart: P's own or train_narrow's padded copy). The last layer's output goes
+ * to `out` (any stride-1 row of n[L] values). */
+static void NAME(forward_one)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *W0,
+                              int64_t ldw0, const REAL *x, int b, REAL *out, int keep_nnz)
 {
     const int L = net->L;
     int32_t *nzi = ws->nzi + (int64_t)b * ws->nzld;
@@ -64,7 +65,7 @@ static void NAME(forward_one)(const fnn_net *net, fnn_ws *ws, const REAL *P, con
                              : NAME(nonzero_indices)(x, net->n[0], nzi);
     if (keep_nnz) ws->nnz[b] = nnz;
     REAL *z = NAME(arow)(ws, 1, b);
-    NAME(weighted_rows_sparse)(z, net->n[1], P + net->woff[0], net->n[1], x, nzi, nnz, 1);
+    NAME(weighted_rows_sparse)(z, net->n[1], W0, ldw0, x, nzi, nnz, 1);
     NAME(bias_act_pad)(net->act[0], z, P + net->boff[0], net->n[1]);
     for (int l = 1; l < L; l++) {
         const REAL *a = z;
@@ -89,8 +90,9 @@ static void NAME(backward_one)(const fnn_net *net, fnn_ws *ws, const REAL *P, in
 
 /* Phase 1 for samples [b0, b1): nnext bounds the samples worth prefetching. */
 static void NAME(narrow_forward_backward)(const fnn_net *net, fnn_ws *ws, const REAL *P,
-                                          const REAL *x, const REAL *y, const int64_t *rows,
-                                          int b0, int b1, int64_t nnext, REAL invB, int acc_mode)
+                                          const REAL *W0, int64_t ldw0, const REAL *x,
+                                          const REAL *y, const int64_t *rows, int b0, int b1,
+                                          int64_t nnext, REAL invB, int acc_mode)
 {
     const int L = net->L, n0 = net->n[0], nL = net->n[L];
     for (int b = b0; b < b1; b++) {
@@ -103,7 +105,7 @@ static void NAME(narrow_forward_backward)(const fnn_net *net, fnn_ws *ws, const 
         }
         const REAL *xr = x + rows[b] * n0;
         REAL *out = NAME(arow)(ws, L, b);
-        NAME(forward_one)(net, ws, P, xr, b, out, 1);
+        NAME(forward_one)(net, ws, P, W0, ldw0, xr, b, out, 1);
         ws->lossb[b] = NAME(loss_head)(net, out, y + rows[b] * nL, NAME(drow)(ws, L, b), invB,
                                        acc_mode, &ws->corb[b]);
         NAME(backward_one)(net, ws, P, b);
@@ -148,9 +150,10 @@ static void NAME(narrow_update_input_rows)(const fnn_net *net, fnn_ws *ws, REAL 
 }
 
 /* Layer 0: weight rows [r0, r1) of thread t (sparse accumulation), the bias on the last. */
-static void NAME(narrow_update_input)(const fnn_net *net, fnn_ws *ws, REAL *P, const REAL *x,
-                                      const int64_t *rows, int B, const NAME(opt_scalars) *o,
-                                      int t, int T, int direct, REAL *g)
+static void NAME(narrow_update_input)(const fnn_net *net, fnn_ws *ws, REAL *P, REAL *W0,
+                                      int64_t ldw0, const REAL *x, const int64_t *rows, int B,
+                                      const NAME(opt_scalars) *o, int t, int T, int direct,
+                                      REAL *g)
 {
     const int n0 = net->n[0], n1 = net->n[1], ldd = ws->ld[1];
     const REAL *d1 = (const REAL *)ws->d[1];
@@ -167,7 +170,7 @@ static void NAME(narrow_update_input)(const fnn_net *net, fnn_ws *ws, REAL *P, c
             const int nnz = ws->nnz[b];
             const int k0 = T == 1 ? 0 : NAME(lower_bound)(nzi, nnz, (int32_t)r0);
             const int k1 = T == 1 ? nnz : NAME(lower_bound)(nzi, nnz, (int32_t)r1);
-            NAME(sgd_sparse_sample)(P + net->woff[0], n1, x + rows[b] * n0, nzi, k0, k1,
+            NAME(sgd_sparse_sample)(W0, ldw0, n1, x + rows[b] * n0, nzi, k0, k1,
                                     d1 + (int64_t)b * ldd, o->lr);
         }
     } else {
@@ -185,13 +188,13 @@ static void NAME(narrow_update_input)(const fnn_net *net, fnn_ws *ws, REAL *P, c
 
 /* Phase 2, thread t of T: layer 0, then the dense layers (rows i < n[l] are weights with
  * coefficient a[l][b][i], row n[l] is the bias). */
-static void NAME(narrow_update)(const fnn_net *net, fnn_ws *ws, REAL *P, const REAL *x,
-                                const int64_t *rows, int B, const NAME(opt_scalars) *o, int t,
-                                int T)
+static void NAME(narrow_update)(const fnn_net *net, fnn_ws *ws, REAL *P, REAL *W0,
+                                int64_t ldw0, const REAL *x, const int64_t *rows, int B,
+                                const NAME(opt_scalars) *o, int t, int T)
 {
     const int direct = o->kind == FNN_SGD && o->wd == 0;   /* p -= lr * g, no state */
     REAL *g = (REAL *)ws->tmp + (int64_t)t * ws->tmpld;
-    NAME(narrow_update_input)(net, ws, P, x, rows, B, o, t, T, direct, g);
+    NAME(narrow_update_input)(net, ws, P, W0, ldw0, x, rows, B, o, t, T, direct, g);
     for (int l = 1; l < net->L; l++) {
         const int nin = net->n[l], nout = net->n[l + 1];
         int64_t r0, r1;
@@ -224,7 +227,8 @@ static int64_t NAME(work_per_sample)(const fnn_net *net)
 }
 
 /* nsteps steps as thread t of T (team tm when T > 1); thread 0 reports loss and accuracy. */
-static void NAME(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_opt *op,
+static void NAME(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, REAL *W0,
+                              int64_t ldw0, const fnn_opt *op,
                               const REAL *x, const REAL *y, const int64_t *order,
                               int64_t n_order, int64_t start, int64_t nsteps, int64_t bs,
                               int acc_mode, int t, int T, fnn_team *tm, double *loss_out,
@@ -243,15 +247,15 @@ static void NAME(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn
         NAME(split)(B, t, T, &b0, &b1);
         /* prefetch reach: into the next step only when this thread continues there */
         const int64_t nnext = T == 1 ? (s + 1 < nsteps ? n_order - lo : B) : b1;
-        NAME(narrow_forward_backward)(net, ws, P, x, y, rows, (int)b0, (int)b1, nnext, invB,
-                                      acc_mode);
+        NAME(narrow_forward_backward)(net, ws, P, W0, ldw0, x, y, rows, (int)b0, (int)b1,
+                                      nnext, invB, acc_mode);
         NAME(opt_scalars_init)(&o, op, op->t + s + 1);
         if (t == 0 && ++ws->epoch == 0) {
             memset(ws->stamp, 0, sizeof(uint32_t) * (size_t)net->n[0]);
             ws->epoch = 1;
         }
         if (T > 1) fnn_team_barrier(tm, -1);
-        NAME(narrow_update)(net, ws, P, x, rows, B, &o, t, T);
+        NAME(narrow_update)(net, ws, P, W0, ldw0, x, rows, B, &o, t, T);
         if (t == 0) {
             for (int b = 0; b < B; b++) {
                 loss_sum += ws->lossb[b];
@@ -275,9 +279,21 @@ static double NAME(train_narrow)(const fnn_net *net, fnn_ws *ws, REAL *P, const 
 {
     double loss_sum = 0;
     int64_t corr = 0;
+    /* plain SGD trains layer 0 in ws->w0pad (rows on cache lines) when there is one: the
+     * same arithmetic, copied in and back here */
+    const int n0 = net->n[0], n1 = net->n[1];
+    const int pad = fnn_tune.w0pad && ws->w0pad && op->kind == FNN_SGD && op->wd == 0;
+    REAL *W0 = pad ? (REAL *)ws->w0pad : P + net->woff[0];
+    const int64_t ldw0 = pad ? ws->ldw0pad : n1;
+    if (pad) {
+        for (int i = 0; i < n0; i++) {
+            memcpy(W0 + i * ldw0, P + net->woff[0] + (int64_t)i * n1, sizeof(REAL) * n1);
+            memset(W0 + i * ldw0 + n1, 0, sizeof(REAL) * (size_t)(ldw0 - n1));
+        }
+    }
     if (T <= 1) {
-        NAME(narrow_loop)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode, 0,
-                          1, NULL, &loss_sum, &corr);
+        NAME(narrow_loop)(net, ws, P, W0, ldw0, op, x, y, order, n_order, start, nsteps, bs,
+                          acc_mode, 0, 1, NULL, &loss_sum, &corr);
     } else {
 #ifdef _OPENMP
         fnn_team tm = {0};
@@ -286,14 +302,19 @@ static double NAME(train_narrow)(const fnn_net *net, fnn_ws *ws, REAL *P, const 
         {
             const int nt = omp_get_num_threads();
             if (nt == T) {
-                NAME(narrow_loop)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs,
-                                  acc_mode, omp_get_thread_num(), T, &tm, &loss_sum, &corr);
+                NAME(narrow_loop)(net, ws, P, W0, ldw0, op, x, y, order, n_order, start,
+                                  nsteps, bs, acc_mode, omp_get_thread_num(), T, &tm,
+                                  &loss_sum, &corr);
             } else if (omp_get_thread_num() == 0) {   /* got fewer threads than asked */
-                NAME(narrow_loop)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs,
-                                  acc_mode, 0, 1, NULL, &loss_sum, &corr);
+                NAME(narrow_loop)(net, ws, P, W0, ldw0, op, x, y, order, n_order, start,
+                                  nsteps, bs, acc_mode, 0, 1, NULL, &loss_sum, &corr);
             }
         }
 #endif
+    }
+    if (pad) {
+        for (int i = 0; i < n0; i++)
+            memcpy(P + net->woff[0] + (int64_t)i * n1, W0 + i * ldw0, sizeof(REAL) * n1);
     }
     *correct = corr;
     return loss_sum;

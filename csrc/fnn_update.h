@@ -152,16 +152,29 @@ static void NAME(sgd_dense_rows)(REAL *restrict W, REAL *restrict bias, int nin,
     }
 }
 
-/* Plain SGD, one sample, sparse rows: W[i,:] -= lr * (x_i * d) for i = idx[k0 .. k1-1]. */
-static void NAME(sgd_sparse_sample)(REAL *restrict W, int n, const REAL *restrict x,
-                                    const int32_t *restrict idx, int k0, int k1,
-                                    const REAL *restrict d, REAL lr)
+/* Plain SGD, one sample, sparse rows: W[i,:] -= lr * (x_i * d) for i = idx[k0 .. k1-1]
+ * (rows of n values, ldw apart). */
+static void NAME(sgd_sparse_sample)(REAL *restrict W, int64_t ldw, int n,
+                                    const REAL *restrict x, const int32_t *restrict idx,
+                                    int k0, int k1, const REAL *restrict d, REAL lr)
 {
     if (n <= LANES) {
         const VEC d0 = NAME(ldn)(d, n);
         for (int k = k0; k < k1; k++) {
-            REAL *w = W + (int64_t)idx[k] * n;
+            REAL *w = W + (int64_t)idx[k] * ldw;
             NAME(stn)(w, NAME(ldn)(w, n) - lr * (x[idx[k]] * d0), n);
+        }
+        return;
+    }
+    if (n <= 2 * LANES && n % LANES && ldw % LANES == 0) {
+        /* rows on whole vectors: the first, then the rest masked, each inside its lines */
+        const int t = n - LANES;
+        const VEC d0 = NAME(ld)(d), d1 = NAME(ldn)(d + LANES, t);
+        for (int k = k0; k < k1; k++) {
+            REAL *w = W + (int64_t)idx[k] * ldw;
+            const VEC w0 = NAME(ld)(w), w1 = NAME(ldn)(w + LANES, t);
+            NAME(st)(w, w0 - lr * (x[idx[k]] * d0));
+            NAME(stn)(w + LANES, w1 - lr * (x[idx[k]] * d1), t);
         }
         return;
     }
@@ -170,7 +183,7 @@ static void NAME(sgd_sparse_sample)(REAL *restrict W, int n, const REAL *restric
          * stored, so the shared lanes get the same single update; no masked store */
         const VEC d0 = NAME(ld)(d), d1 = NAME(ld)(d + n - LANES);
         for (int k = k0; k < k1; k++) {
-            REAL *w = W + (int64_t)idx[k] * n;
+            REAL *w = W + (int64_t)idx[k] * ldw;
             const VEC w0 = NAME(ld)(w), w1 = NAME(ld)(w + n - LANES);
             NAME(st)(w, w0 - lr * (x[idx[k]] * d0));
             NAME(st)(w + n - LANES, w1 - lr * (x[idx[k]] * d1));
@@ -178,7 +191,7 @@ static void NAME(sgd_sparse_sample)(REAL *restrict W, int n, const REAL *restric
         return;
     }
     for (int k = k0; k < k1; k++) {
-        REAL *w = W + (int64_t)idx[k] * n;
+        REAL *w = W + (int64_t)idx[k] * ldw;
         const REAL c = x[idx[k]];
         int j = 0;
         for (; j + LANES <= n; j += LANES)

@@ -223,6 +223,41 @@ def test_layer0_forward_in_quads_matches_one_sample_at_a_time(dtype, sizes, batc
     assert_close(p1, ref.params, dtype, "parameters (quads)")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("hidden", [7, 20, 30, 40])
+def test_per_sample_sgd_on_padded_layer0_matches_in_place(dtype, hidden):
+    """Plain SGD on the per-sample path trains layer 0 in a copy whose rows start on cache
+    lines (hidden widths that are not a whole number of lines): the same parameters and
+    predictions, bit for bit, as training in place, on 1 and 2 threads (shared steps), fit
+    after fit; and close to the NumPy reference."""
+    sizes = (70, hidden, 10)
+    x, y = make_data(203, sizes[0], sizes[-1], "mse")
+    x[5] = 0
+    results = []
+    old = kernels.get_tuning()
+    try:
+        for w0pad in (0, 1):
+            kernels.set_tuning(w0pad=w0pad, par_min_work=0)
+            for n in (1, 2):
+                m = build(sizes, "sigmoid", "sigmoid", "mse", OPTIMIZERS["sgd"](), dtype,
+                          "cython")
+                with threads(n):
+                    for epoch in range(2):
+                        m.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, batch_size=10,
+                              seed=3, verbose=0)
+                    results.append((m.params.copy(), m.predict(x)))
+    finally:
+        kernels.set_tuning(**old)
+    p0, out0 = results[0]
+    for p, out in results[1:]:
+        assert np.array_equal(p, p0), "parameters: padded layer 0 differs from in place"
+        assert np.array_equal(out, out0), "predictions: padded layer 0 differs from in place"
+    ref = build(sizes, "sigmoid", "sigmoid", "mse", OPTIMIZERS["sgd"](), dtype, "numpy")
+    for epoch in range(2):
+        ref.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, batch_size=10, seed=3, verbose=0)
+    assert_close(p0, ref.params, dtype, "parameters (padded layer 0)")
+
+
 @pytest.mark.parametrize("batch", [64, 33])
 def test_own_avx512_gemm_matches_numpy_and_blas(batch):
     """Widths that are multiples of 32 take our AVX-512 sgemm; row tails (batch 33) too. Same
