@@ -91,7 +91,7 @@ static void NAME(grad_loop)(const fnn_net *net, fnn_ws *ws, const REAL *P, const
 
 /* G = scale * (gradient of the summed loss of rows[0..B) of x); returns that loss sum and
  * the correct count in *correct; -1 in *status on a bad row index. */
-static double NAME(grad_step)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
+static double NAME(grad_step_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
                               const void *yv, int64_t N, const int64_t *rows, int64_t B,
                               double scale, void *Gv, int acc_mode, int nthreads,
                               int64_t *correct, int *status)
@@ -121,8 +121,10 @@ static double NAME(grad_step)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
         {
 #pragma omp single
             tm.T = omp_get_num_threads();
+            const unsigned fp = fnn_ftz_begin();
             NAME(grad_loop)(net, ws, P, x, y, rows, (int)B, (REAL)scale, G, acc_mode, chunked,
                             &tm, omp_get_thread_num(), &loss, &corr);
+            fnn_ftz_end(fp);
         }
 #endif
     }
@@ -159,6 +161,29 @@ static void NAME(update_summed)(REAL *P, int64_t off, const REAL *const *G, int 
     }
 }
 
+/* The update of parameters [lo, hi), segment by segment (weights, then biases, of each layer),
+ * its pieces shared among the threads of the enclosing parallel region (orphaned omp for). */
+static void NAME(apply_segments)(const fnn_net *net, REAL *P, const REAL *const *G, int K,
+                                 int64_t lo, int64_t hi, const NAME(opt_scalars) *o)
+{
+    for (int s = 0; s < 2 * net->L; s++) {
+        const int l = s / 2, bias = s % 2;
+        int64_t a = bias ? net->boff[l] : net->woff[l];
+        int64_t b = a + (bias ? net->n[l + 1] : (int64_t)net->n[l] * net->n[l + 1]);
+        a = a > lo ? a : lo;   /* this segment's part of [lo, hi) */
+        b = b < hi ? b : hi;
+        const int64_t np = b > a ? (b - a + FNN_APPLY_PIECE - 1) / FNN_APPLY_PIECE : 0;
+#ifdef _OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+        for (int64_t k = 0; k < np; k++) {
+            const int64_t p0 = a + k * FNN_APPLY_PIECE;
+            const int64_t n = b - p0 < FNN_APPLY_PIECE ? b - p0 : FNN_APPLY_PIECE;
+            NAME(update_summed)(P, p0, G, K, n, o, !bias);
+        }
+    }
+}
+
 /* One optimiser step of the parameters [lo, hi) from the ready gradient G[0] (K = 1) or the
  * sum of K gradients (the ranks' own, read from shared memory); op->t is this step's number
  * (already counted). Weight decay applies to weights, not biases; G is left unchanged. */
@@ -177,22 +202,23 @@ static void NAME(apply_update)(const fnn_net *net, void *Pv, const fnn_opt *op,
 #else
     (void)nthreads;
 #endif
-    for (int s = 0; s < 2 * net->L; s++) {
-        const int l = s / 2, bias = s % 2;
-        int64_t a = bias ? net->boff[l] : net->woff[l];
-        int64_t b = a + (bias ? net->n[l + 1] : (int64_t)net->n[l] * net->n[l + 1]);
-        a = a > lo ? a : lo;   /* this segment's part of [lo, hi) */
-        b = b < hi ? b : hi;
-        const int64_t np = b > a ? (b - a + FNN_APPLY_PIECE - 1) / FNN_APPLY_PIECE : 0;
-#ifdef _OPENMP
-#pragma omp for schedule(static) nowait
-#endif
-        for (int64_t k = 0; k < np; k++) {
-            const int64_t p0 = a + k * FNN_APPLY_PIECE;
-            const int64_t n = b - p0 < FNN_APPLY_PIECE ? b - p0 : FNN_APPLY_PIECE;
-            NAME(update_summed)(P, p0, G, K, n, &o, !bias);
-        }
+    {
+        const unsigned fp = fnn_ftz_begin();   /* fnn.h: on every thread of the region */
+        NAME(apply_segments)(net, P, G, K, lo, hi, &o);
+        fnn_ftz_end(fp);
     }
+}
+
+static double NAME(grad_step)(const fnn_net *net, fnn_ws *ws, const void *P, const void *x,
+                              const void *y, int64_t N, const int64_t *rows, int64_t B,
+                              double scale, void *G, int acc_mode, int nthreads,
+                              int64_t *correct, int *status)
+{
+    const unsigned fp = fnn_ftz_begin();   /* fnn.h; the region above flushes on its threads */
+    const double r = NAME(grad_step_run)(net, ws, P, x, y, N, rows, B, scale, G, acc_mode,
+                                         nthreads, correct, status);
+    fnn_ftz_end(fp);
+    return r;
 }
 
 const fnn_apply_kernels NAME(apply_kernels) = {NAME(grad_step), NAME(apply_update),

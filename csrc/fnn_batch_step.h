@@ -244,8 +244,10 @@ static double NAME(train_batch)(const fnn_net *net, fnn_ws *ws, REAL *P, const f
         {
 #pragma omp single
             tm.T = omp_get_num_threads();   /* implicit barrier: everyone sees the team size */
+            const unsigned fp = fnn_ftz_begin();
             NAME(batch_loop)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode,
                              chunked, &tm, omp_get_thread_num(), &loss_sum, &corr);
+            fnn_ftz_end(fp);
         }
 #endif
     }

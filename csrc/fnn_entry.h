@@ -84,7 +84,7 @@ static int NAME(use_chunks)(const fnn_ws *ws, int nthreads, int64_t work)
            || (work >= fnn_tune.par_min_work_chunks && NAME(train_threads)(ws, nthreads, 1) > 1);
 }
 
-static double NAME(train)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_opt *op,
+static double NAME(train_run)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_opt *op,
                           const void *xv, const void *yv, int64_t N, const int64_t *order,
                           int64_t n_order, int64_t start, int64_t nsteps, int64_t bs,
                           int acc_mode, int nthreads, int64_t *correct, int *status)
@@ -145,6 +145,7 @@ static void NAME(predict_batched)(const fnn_net *net, fnn_ws *ws, const REAL *P,
         const int t = 0, nt = 1;
         (void)T;
 #endif
+        const unsigned fp = fnn_ftz_begin();
         int64_t w0, w1, i0, i1;
         NAME(split)(ws->B, t, nt, &w0, &w1);
         NAME(split)(N, t, nt, &i0, &i1);
@@ -163,11 +164,12 @@ static void NAME(predict_batched)(const fnn_net *net, fnn_ws *ws, const REAL *P,
 #endif
             *peak = NAME(peak_merge)(*peak, mine);
         }
+        fnn_ftz_end(fp);
     }
     fnn_blas_restore(saved);
 }
 
-static void NAME(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
+static void NAME(predict_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
                           void *outv, int64_t N, int nthreads, double *peak)
 {
     const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv;
@@ -212,6 +214,7 @@ static void NAME(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const 
 #pragma omp parallel num_threads(T)
     {
         const int t = omp_get_thread_num();
+        const unsigned fp = fnn_ftz_begin();
         double mine = 0;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t k = 0; k < blocks; k++) {
@@ -225,11 +228,12 @@ static void NAME(predict)(const fnn_net *net, fnn_ws *ws, const void *Pv, const 
 #pragma omp critical(fnn_peak)
             *peak = NAME(peak_merge)(*peak, mine);
         }
+        fnn_ftz_end(fp);
     }
 #endif
 }
 
-static double NAME(loss_grad)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
+static double NAME(loss_grad_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
                               const void *yv, int64_t N, void *gradv)
 {
     const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv, *y = (const REAL *)yv;
@@ -237,6 +241,37 @@ static double NAME(loss_grad)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
     NAME(batch_forward_rows)(net, ws, P, x, NULL, 0, (int)N, (int)N, NULL, fnn_tune.sparse);
     return NAME(batch_loss_grad)(net, ws, P, x, y, NULL, (int)N, (REAL *)gradv, fnn_tune.sparse,
                                  FNN_ACC_NONE, &c) / (double)N;
+}
+
+/* The entry points: the *_run functions with subnormals flushed on the calling thread (fnn.h
+ * fnn_ftz_begin; each parallel region flushes on its own threads). */
+static double NAME(train)(const fnn_net *net, fnn_ws *ws, void *P, const fnn_opt *op,
+                          const void *x, const void *y, int64_t N, const int64_t *order,
+                          int64_t n_order, int64_t start, int64_t nsteps, int64_t bs,
+                          int acc_mode, int nthreads, int64_t *correct, int *status)
+{
+    const unsigned fp = fnn_ftz_begin();
+    const double r = NAME(train_run)(net, ws, P, op, x, y, N, order, n_order, start, nsteps, bs,
+                                     acc_mode, nthreads, correct, status);
+    fnn_ftz_end(fp);
+    return r;
+}
+
+static void NAME(predict)(const fnn_net *net, fnn_ws *ws, const void *P, const void *x,
+                          void *out, int64_t N, int nthreads, double *peak)
+{
+    const unsigned fp = fnn_ftz_begin();
+    NAME(predict_run)(net, ws, P, x, out, N, nthreads, peak);
+    fnn_ftz_end(fp);
+}
+
+static double NAME(loss_grad)(const fnn_net *net, fnn_ws *ws, const void *P, const void *x,
+                              const void *y, int64_t N, void *grad)
+{
+    const unsigned fp = fnn_ftz_begin();
+    const double r = NAME(loss_grad_run)(net, ws, P, x, y, N, grad);
+    fnn_ftz_end(fp);
+    return r;
 }
 
 const fnn_kernels NAME(kernels) = {NAME(train), NAME(predict), NAME(loss_grad), NAME(abs_peak),

@@ -301,6 +301,7 @@ static double NAME(train_narrow)(const fnn_net *net, fnn_ws *ws, REAL *P, const 
 #pragma omp parallel num_threads(T)
         {
             const int nt = omp_get_num_threads();
+            const unsigned fp = fnn_ftz_begin();
             if (nt == T) {
                 NAME(narrow_loop)(net, ws, P, W0, ldw0, op, x, y, order, n_order, start,
                                   nsteps, bs, acc_mode, omp_get_thread_num(), T, &tm,
@@ -309,6 +310,7 @@ static double NAME(train_narrow)(const fnn_net *net, fnn_ws *ws, REAL *P, const 
                 NAME(narrow_loop)(net, ws, P, W0, ldw0, op, x, y, order, n_order, start,
                                   nsteps, bs, acc_mode, 0, 1, NULL, &loss_sum, &corr);
             }
+            fnn_ftz_end(fp);
         }
 #endif
     }

@@ -444,3 +444,27 @@ def test_pieces_only_with_threads_same_bits_for_every_thread_count_above_one():
     assert np.array_equal(params[2], params[3])
     for n in (1, 2):
         assert_close(params[n], ref.params, "float32", f"parameters ({n} threads)")
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("sizes,batch", [((20, 8, 3), 4), ((20, 96, 64, 3), 64)])
+def test_kernels_flush_subnormals_and_leave_the_callers_mode(sizes, batch, n_threads):
+    """csrc/fnn.h fnn_ftz_begin: the momentum of weights fed by a never-lit input decays 0.9x a
+    step from just above the smallest normal float32; the kernels flush it to 0 within three
+    steps where NumPy keeps subnormals (per-sample and batched paths, 1 and 2 threads), and the
+    caller's floating-point mode is as it was afterwards."""
+    x, y = make_data(8 * batch, sizes[0], sizes[-1], "cross_entropy")
+    x[:, 0] = 0.0   # input 0: its layer-0 weights get no gradient, only decay
+    tiny = np.finfo(np.float32).tiny
+    velocity = {}
+    for be in ("numpy", "cython"):
+        m = build(sizes, "relu", "softmax", "cross_entropy", fn.SGD(0.01, momentum=0.9),
+                  "float32", be)
+        m.fit(x[:batch], y[:batch], epochs=1, batch_size=batch, verbose=0)   # binds the state
+        m.net.weights(0, m.optimizer.m)[0] = 1.5 * tiny
+        with threads(n_threads):
+            m.fit(x, y, epochs=1, batch_size=batch, verbose=0)
+        velocity[be] = m.net.weights(0, m.optimizer.m)[0].copy()
+    assert np.all((velocity["numpy"] > 0) & (velocity["numpy"] < tiny))   # subnormal in NumPy
+    assert np.all(velocity["cython"] == 0)
+    assert np.float32(tiny) * np.float32(0.5) > 0   # no flush left on the calling thread
