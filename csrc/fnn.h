@@ -12,6 +12,10 @@
 #include <stdint.h>
 
 #define FNN_MAXL 64
+/* The per-sample path splits layer 0's inputs of steps worth sharing in this many fixed parts,
+ * each summed on its own (fnn_narrow.h): a thread owns a part, and the bits do not depend on
+ * the thread count (one thread sums the same parts). */
+#define FNN_PARTS 2
 
 /* GCC on x86: extra AVX2 / AVX-512 builds of the kernels, picked at run time. */
 #if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
@@ -61,8 +65,13 @@ typedef struct {
                                    of its inputs 4g .. 4g+3 is nonzero (word-major, so a group's
                                    bits over the batch are contiguous: fnn_sparse0.h) */
     int nzgw;
-    int32_t *nnz;               /* B counts */
+    int32_t *nnz;               /* B counts (the per-sample path: FNN_PARTS rows of them,
+                                   partld apart, one per part of layer 0's inputs) */
     int nzld;
+    int nparts;                 /* the per-sample path's parts in this train call: FNN_PARTS
+                                   for steps worth sharing, else 1 (the whole row) */
+    int partld;                 /* B rounded up to 16: the stride of nnz's and xpkb's part rows
+                                   (threads owning different parts write different lines) */
     int tmpld;                  /* row stride of tmp (>= every layer width) */
     int32_t *cscb;              /* B x nzld: batch nonzeros regrouped by input row (sample) */
     void *cscx;                 /* B x nzld: their values */
@@ -80,7 +89,8 @@ typedef struct {
     double narrow_at;
     double *lossb;              /* B per-sample losses */
     double *xpkb;               /* B per-sample max |x| (training checks its inputs as it
-                                   reads them: NaN or inf if some value is) */
+                                   reads them: NaN or inf if some value is); FNN_PARTS rows,
+                                   partld apart, like nnz */
     double xpeak;               /* max |x| over every row the last train call read */
     int64_t *corb;              /* B per-sample correct counts */
     void *block;

@@ -215,7 +215,10 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
         if (ws->ld[l] > maxld) maxld = ws->ld[l];
     }
     ws->tmpld = maxld;
-    ws->nzld = (net->n[0] + 16 + 15) / 16 * 16;
+    /* + 32: the per-sample path keeps the two parts' lists in one row, each followed by the
+     * 16 slots a vector compress may write past its end (fnn_narrow.h part_nzi) */
+    ws->nzld = (net->n[0] + 32 + 15) / 16 * 16;
+    ws->partld = (B + 15) / 16 * 16;
     ws->nzsld = (net->n[0] / 16 + 1 + 15) / 16 * 16;
     ws->nzgw = ((net->n[0] + 3) / 4 + 63) / 64;
     const int n0 = net->n[0];
@@ -241,7 +244,7 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     size_t o_nzg = off; off += pad64((size_t)B * ws->nzgw * sizeof(uint64_t));
     size_t o_cscb = off; off += pad64((size_t)B * ws->nzld * sizeof(int32_t));
     size_t o_cscx = off; off += pad64((size_t)B * ws->nzld * es);
-    size_t o_nnz = off; off += pad64((size_t)B * sizeof(int32_t));
+    size_t o_nnz = off; off += pad64((size_t)FNN_PARTS * ws->partld * sizeof(int32_t));
     size_t o_touched = off; off += pad64((size_t)(n0 + T + 1 + 16) * sizeof(int32_t));
     size_t o_stamp = off; off += pad64((size_t)n0 * sizeof(uint32_t));
     /* rows of layer 0 padded to whole cache lines, for narrow layers that are not already */
@@ -249,7 +252,7 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     ws->ldw0pad = n1 % per && n1 <= FNN_TUNE_W0PAD_MAX ? ws->ld[1] : 0;
     size_t o_w0pad = off; off += pad64((size_t)n0 * ws->ldw0pad * es);
     size_t o_loss = off; off += pad64((size_t)B * sizeof(double));
-    size_t o_xpk = off; off += pad64((size_t)B * sizeof(double));
+    size_t o_xpk = off; off += pad64((size_t)FNN_PARTS * ws->partld * sizeof(double));
     size_t o_cor = off; off += pad64((size_t)B * sizeof(int64_t));
     char *blk = NULL;
     if (posix_memalign((void **)&blk, 64, off ? off : 64)) return -2;

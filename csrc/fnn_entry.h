@@ -107,8 +107,13 @@ static double NAME(train_run)(const fnn_net *net, fnn_ws *ws, void *Pv, const fn
     /* narrow networks take the per-sample path, unless 2+ threads can share a big enough
      * step's pieces (fnn_tuning.h FNN_TUNE_NARROW_PIECES_MIN) */
     if (NAME(is_narrow)(net) && !(T0 > 1 && work >= FNN_TUNE_NARROW_PIECES_MIN)) {
-        const int T = NAME(train_threads)(ws, nthreads,
-                                          work >= fnn_tune.par_min_work && bs >= 2 * T0);
+        /* steps worth sharing sum layer 0 in parts, one thread per part at most, whatever
+         * the thread count (the same bits for any); smaller ones in one whole-row sum (5%
+         * faster on one thread: one pass and one sum per sample) (fnn_narrow.h) */
+        const int worth = work >= (int64_t)fnn_tune.par_min_work * FNN_TUNE_NARROW_PAR_FACTOR;
+        ws->nparts = worth ? FNN_PARTS : 1;
+        int T = NAME(train_threads)(ws, nthreads, worth);
+        T = T < FNN_PARTS ? T : FNN_PARTS;
         return NAME(train_narrow_probed)(net, ws, P, op, x, y, order, n_order, start, nsteps,
                                          bs, acc_mode, T, correct);
     }
@@ -179,7 +184,7 @@ static void NAME(predict_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
     if (peak) *peak = 0;
     if (N == 1) {
         NAME(peak_rows)(peak, peak, x, n0, 0, 1);
-        NAME(forward_one)(net, ws, P, P + net->woff[0], net->n[1], x, 0, out, 0);
+        NAME(forward_one)(net, ws, P, x, 0, out);
         return;
     }
     int T = nthreads < ws->T ? nthreads : ws->T;
@@ -204,8 +209,7 @@ static void NAME(predict_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
             NAME(peak_rows)(peak, peak, x, n0, k * take, i1);
             for (int64_t i = k * take; i < i1; i++) {
                 if (i + 1 < N) NAME(prefetch_row)(x + (i + 1) * n0, n0);
-                NAME(forward_one)(net, ws, P, P + net->woff[0], net->n[1], x + i * n0, 0,
-                                  out + i * nL, 0);
+                NAME(forward_one)(net, ws, P, x + i * n0, 0, out + i * nL);
             }
         }
         return;
@@ -221,8 +225,7 @@ static void NAME(predict_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
             const int64_t i1 = (k + 1) * take < N ? (k + 1) * take : N;
             NAME(peak_rows)(peak, &mine, x, n0, k * take, i1);
             for (int64_t i = k * take; i < i1; i++)
-                NAME(forward_one)(net, ws, P, P + net->woff[0], net->n[1], x + i * n0, t,
-                                  out + i * nL, 0);
+                NAME(forward_one)(net, ws, P, x + i * n0, t, out + i * nL);
         }
         if (peak) {
 #pragma omp critical(fnn_peak)

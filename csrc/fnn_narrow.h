@@ -1,12 +1,18 @@
 /* fnn_narrow.h: the fused per-sample training step for narrow networks (every layer at most
  * fnn_tune.narrow_max units, fnn_tuning.h). Part of fnn_impl.h.
  *
- * A step has two phases, with a barrier between them when threads share it:
- *   forward-backward (samples split over threads): forward, loss, deltas of every layer >= 1;
- *   update (parameter rows split over threads): gradient row = sum over the batch in a fixed
- *   order, then the optimiser update of that row.
- * No thread ever sums another thread's partial result, so the result is bit-identical for any
- * thread count.
+ * In steps worth sharing, layer 0's inputs are cut in FNN_PARTS fixed parts (fnn.h) and its
+ * sum for a sample is the sum of the parts' sums, each over that part's nonzero inputs (else
+ * one part: the whole row), on any number of threads. With T threads (T = FNN_PARTS) a step has three phases, with a
+ * barrier after each:
+ *   parts (thread t owns part t): the part's nonzeros and sum for every sample of the step;
+ *   forward-backward (samples split over threads): the rest of the forward, loss, deltas;
+ *   update: layer 0's rows by their part's owner, other layers' rows split over threads;
+ *   gradient row = sum over the batch in a fixed order, then the optimiser update.
+ * One thread runs the same sums sample by sample. No sum depends on the thread count, so the
+ * result is bit-identical for any; and a thread only ever reads and writes its own part of
+ * layer 0 and of the input rows (on Intel, sharing samples instead moved layer 0's rows
+ * between the cores every step: digits-16 b10 ran 0.75x one thread's speed on two).
  *
  * Glossary: arow/drow, sample b's row of a[l]/d[l]; [r0, r1), a thread's parameter rows;
  * [b0, b1), its samples; direct, plain SGD without decay (applied straight from the deltas,
@@ -38,6 +44,24 @@ static inline void NAME(prefetch_row)(const REAL *p, int n)
         __builtin_prefetch(c + o, 0, FNN_TUNE_PREFETCH_LOCALITY);
 }
 
+/* Inputs [*i0, *i1) of part p of ws->nparts: the first part rounded to whole vectors of 16
+ * values (one part: all of them). */
+static inline void NAME(part_range)(const fnn_ws *ws, int n0, int p, int *i0, int *i1)
+{
+    int cut = ws->nparts == 1 ? n0 : (n0 / FNN_PARTS + 15) / 16 * 16;
+    cut = cut < n0 ? cut : n0;
+    *i0 = p ? cut : 0;
+    *i1 = p ? n0 : cut;
+}
+
+/* Sample b's list of part p's nonzero inputs (indices from the part's start). */
+static inline int32_t *NAME(part_nzi)(fnn_ws *ws, int n0, int b, int p)
+{
+    int i0, i1;
+    NAME(part_range)(ws, n0, p, &i0, &i1);
+    return ws->nzi + (int64_t)b * ws->nzld + (p ? i0 + 16 : 0);
+}
+
 static inline int NAME(lower_bound)(const int32_t *v, int n, int32_t key)
 {
     /* branch-free halving (a conditional move per level): the position found varies from
@@ -51,30 +75,32 @@ static inline int NAME(lower_bound)(const int32_t *v, int n, int32_t key)
     return (int)(base - v) + (n == 1 && *base < key);
 }
 
-/* Forward one sample through all layers with the per-sample kernels (layer 0 sparse, its
- * rows W0, ldw0 apart: P's own or train_narrow's padded copy). The last layer's output goes
- * to `out` (any stride-1 row of n[L] values). */
-static void NAME(forward_one)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *W0,
-                              int64_t ldw0, const REAL *x, int b, REAL *out, int keep_nnz)
+/* Layers 1 .. L-1 of sample b from layer 0's pre-activation z = a[1] row b (bias and
+ * activation applied here); returns the output row (a[L] row b). */
+static REAL *NAME(forward_dense)(const fnn_net *net, fnn_ws *ws, const REAL *P, int b, REAL *z)
 {
-    const int L = net->L;
-    int32_t *nzi = ws->nzi + (int64_t)b * ws->nzld;
-    /* training (keep_nnz) also checks the row; predict threads skip the per-sample slots:
-     * adjacent ones share a cache line */
-    const int nnz = keep_nnz ? NAME(nonzero_indices_peak)(x, net->n[0], nzi, &ws->xpkb[b])
-                             : NAME(nonzero_indices)(x, net->n[0], nzi);
-    if (keep_nnz) ws->nnz[b] = nnz;
-    REAL *z = NAME(arow)(ws, 1, b);
-    NAME(weighted_rows_sparse)(z, net->n[1], W0, ldw0, x, nzi, nnz, 1);
     NAME(bias_act_pad)(net->act[0], z, P + net->boff[0], net->n[1]);
-    for (int l = 1; l < L; l++) {
+    for (int l = 1; l < net->L; l++) {
         const REAL *a = z;
         z = NAME(arow)(ws, l + 1, b);
         NAME(weighted_rows)(z, net->n[l + 1], P + net->woff[l], net->n[l + 1], a, 1, net->n[l],
                             1);
         NAME(bias_act_pad)(net->act[l], z, P + net->boff[l], net->n[l + 1]);
     }
-    if (out != z) memcpy(out, z, sizeof(REAL) * net->n[L]);
+    return z;
+}
+
+/* Predict one sample with the per-sample kernels (layer 0 sparse), in workspace row b; the
+ * output goes to `out` (any stride-1 row of n[L] values). */
+static void NAME(forward_one)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x,
+                              int b, REAL *out)
+{
+    int32_t *nzi = ws->nzi + (int64_t)b * ws->nzld;
+    const int nnz = NAME(nonzero_indices)(x, net->n[0], nzi);
+    REAL *z = NAME(arow)(ws, 1, b);
+    NAME(weighted_rows_sparse)(z, net->n[1], P + net->woff[0], net->n[1], x, nzi, nnz, 1);
+    z = NAME(forward_dense)(net, ws, P, b, z);
+    if (out != z) memcpy(out, z, sizeof(REAL) * net->n[net->L]);
 }
 
 /* Backward deltas of one sample, d[L] .. d[1] (d[L] already set by loss_head). */
@@ -88,54 +114,96 @@ static void NAME(backward_one)(const fnn_net *net, fnn_ws *ws, const REAL *P, in
     }
 }
 
-/* Phase 1 for samples [b0, b1): nnext bounds the samples worth prefetching. */
+/* Part p of layer 0 for sample b (input row xr): its nonzeros, their max |x| and its sum, part
+ * 0's into a[1], part 1's into d[1] (narrow_rest adds them before d[1] is written). */
+static void NAME(narrow_part_sum)(const fnn_net *net, fnn_ws *ws, const REAL *W0, int64_t ldw0,
+                                  const REAL *xr, int b, int p)
+{
+    int i0, i1;
+    NAME(part_range)(ws, net->n[0], p, &i0, &i1);
+    int32_t *idx = NAME(part_nzi)(ws, net->n[0], b, p);
+    const int slot = p * ws->partld + b;
+    const int cnt = NAME(nonzero_indices_peak)(xr + i0, i1 - i0, idx, &ws->xpkb[slot]);
+    ws->nnz[slot] = cnt;
+    REAL *z = p ? NAME(drow)(ws, 1, b) : NAME(arow)(ws, 1, b);
+    NAME(weighted_rows_sparse)(z, net->n[1], W0 + (int64_t)i0 * ldw0, ldw0, xr + i0, idx, cnt,
+                               1);
+}
+
+/* Sample b after its part sums: layer 0's output, the dense layers, loss and deltas. */
+static void NAME(narrow_rest)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *y,
+                              int64_t row, int b, REAL invB, int acc_mode)
+{
+    const int L = net->L, n1 = net->n[1], nL = net->n[L];
+    REAL *z = NAME(arow)(ws, 1, b);
+    const REAL *z1 = NAME(drow)(ws, 1, b);
+    if (ws->nparts > 1)
+        for (int j = 0; j < n1; j++) z[j] += z1[j];
+    z = NAME(forward_dense)(net, ws, P, b, z);
+    ws->lossb[b] = NAME(loss_head)(net, z, y + row * nL, NAME(drow)(ws, L, b), invB, acc_mode,
+                                   &ws->corb[b]);
+    NAME(backward_one)(net, ws, P, b);
+}
+
+/* One thread, samples [0, B): every part and the rest, sample by sample; nnext bounds the
+ * samples worth prefetching. */
 static void NAME(narrow_forward_backward)(const fnn_net *net, fnn_ws *ws, const REAL *P,
                                           const REAL *W0, int64_t ldw0, const REAL *x,
-                                          const REAL *y, const int64_t *rows, int b0, int b1,
+                                          const REAL *y, const int64_t *rows, int B,
                                           int64_t nnext, REAL invB, int acc_mode)
 {
-    const int L = net->L, n0 = net->n[0], nL = net->n[L];
-    for (int b = b0; b < b1; b++) {
+    const int n0 = net->n[0], nL = net->n[net->L];
+    for (int b = 0; b < B; b++) {
         /* the next sample's input row is a random row of x: fetch it while this one runs
          * (nielsen-30 b10, Zen 4: 2 or 3 samples ahead 1-5% slower; every 2nd or 4th line
-         * 4-15% slower; in two bursts, before and after forward_one, a tie) */
+         * 4-15% slower; in two bursts, before and after layer 0, a tie) */
         if (b + 1 < nnext) {
             NAME(prefetch_row)(x + rows[b + 1] * n0, n0);
             __builtin_prefetch(y + rows[b + 1] * nL, 0, 3);
         }
         const REAL *xr = x + rows[b] * n0;
-        REAL *out = NAME(arow)(ws, L, b);
-        NAME(forward_one)(net, ws, P, W0, ldw0, xr, b, out, 1);
-        ws->lossb[b] = NAME(loss_head)(net, out, y + rows[b] * nL, NAME(drow)(ws, L, b), invB,
-                                       acc_mode, &ws->corb[b]);
-        NAME(backward_one)(net, ws, P, b);
+        for (int p = 0; p < ws->nparts; p++) NAME(narrow_part_sum)(net, ws, W0, ldw0, xr, b, p);
+        NAME(narrow_rest)(net, ws, P, y, rows[b], b, invB, acc_mode);
     }
 }
 
-/* Layer-0 weight rows [r0, r1), not direct: the g0 rows (zero between steps) accumulate
- * x_bi * d_b for the nonzero inputs, the touched rows are remembered, updated, then zeroed. */
-static void NAME(narrow_update_input_rows)(const fnn_net *net, fnn_ws *ws, REAL *P,
-                                           const REAL *x, const int64_t *rows, int B,
-                                           const NAME(opt_scalars) *o, int t, int T,
-                                           int64_t r0, int64_t r1)
+/* Thread p's first phase: part p of every sample of the step (prefetching its lines). */
+static void NAME(narrow_parts)(const fnn_net *net, fnn_ws *ws, const REAL *W0, int64_t ldw0,
+                               const REAL *x, const int64_t *rows, int B, int64_t nnext, int p)
+{
+    const int n0 = net->n[0];
+    int i0, i1;
+    NAME(part_range)(ws, n0, p, &i0, &i1);
+    for (int b = 0; b < B; b++) {
+        if (b + 1 < nnext) NAME(prefetch_row)(x + rows[b + 1] * n0 + i0, i1 - i0);
+        NAME(narrow_part_sum)(net, ws, W0, ldw0, x + rows[b] * n0, b, p);
+    }
+}
+
+/* Layer-0 weight rows of part p, not direct: the g0 rows (zero between steps) accumulate
+ * x_bi * d_b for the part's nonzero inputs, the touched rows are remembered, updated, then
+ * zeroed. t: the thread (its list of touched rows starts at row i0 + t). */
+static void NAME(narrow_update_part_rows)(const fnn_net *net, fnn_ws *ws, REAL *P,
+                                          const REAL *x, const int64_t *rows, int B,
+                                          const NAME(opt_scalars) *o, int t, int p)
 {
     const int n0 = net->n[0], n1 = net->n[1], ldd = ws->ld[1];
     const REAL *d1 = (const REAL *)ws->d[1];
     REAL *G = (REAL *)ws->g0;
     const uint32_t epoch = ws->epoch;
     uint32_t *stamp = ws->stamp;
-    /* r1 - r0 + 1 slots: the branchless append writes one past the end */
-    int32_t *touched = ws->touched + r0 + t;
+    int i0, i1;
+    NAME(part_range)(ws, n0, p, &i0, &i1);
+    /* i1 - i0 + 1 slots: the branchless append writes one past the end */
+    int32_t *touched = ws->touched + i0 + t;
     int n_touched = 0;
     for (int b = 0; b < B; b++) {
-        const int32_t *nzi = ws->nzi + (int64_t)b * ws->nzld;
-        const int nnz = ws->nnz[b];
+        const int32_t *nzi = NAME(part_nzi)(ws, n0, b, p);
+        const int nnz = ws->nnz[p * ws->partld + b];
         const REAL *xr = x + rows[b] * n0;
         const REAL *db = d1 + (int64_t)b * ldd;
-        const int k0 = T == 1 ? 0 : NAME(lower_bound)(nzi, nnz, (int32_t)r0);
-        const int k1 = T == 1 ? nnz : NAME(lower_bound)(nzi, nnz, (int32_t)r1);
-        for (int k = k0; k < k1; k++) {
-            const int i = nzi[k];
+        for (int k = 0; k < nnz; k++) {
+            const int i = i0 + nzi[k];
             touched[n_touched] = i;
             n_touched += stamp[i] != epoch;
             stamp[i] = epoch;
@@ -143,13 +211,14 @@ static void NAME(narrow_update_input_rows)(const fnn_net *net, fnn_ws *ws, REAL 
         }
     }
     const int stride = NAME(row_stride)(n1);
-    FNN_FOR_ROWS(i, r0, r1, stride)
+    FNN_FOR_ROWS(i, i0, i1, stride)
         NAME(update_params)(P, net->woff[0] + i * n1, G + i * ws->ldg0, n1, o, 1);
     for (int k = 0; k < n_touched; k++)
         memset(G + (int64_t)touched[k] * ws->ldg0, 0, sizeof(REAL) * n1);
 }
 
-/* Layer 0: weight rows [r0, r1) of thread t (sparse accumulation), the bias on the last. */
+/* Layer 0: the weight rows of thread t's parts (all of them when T == 1), the bias on the
+ * last thread. */
 static void NAME(narrow_update_input)(const fnn_net *net, fnn_ws *ws, REAL *P, REAL *W0,
                                       int64_t ldw0, const REAL *x, const int64_t *rows, int B,
                                       const NAME(opt_scalars) *o, int t, int T, int direct,
@@ -157,24 +226,23 @@ static void NAME(narrow_update_input)(const fnn_net *net, fnn_ws *ws, REAL *P, R
 {
     const int n0 = net->n[0], n1 = net->n[1], ldd = ws->ld[1];
     const REAL *d1 = (const REAL *)ws->d[1];
-    int64_t r0, r1;
-    NAME(split)(n0, t, T, &r0, &r1);
-    if (direct) {
+    for (int p = T == 1 ? 0 : t; p < (T == 1 ? ws->nparts : t + 1); p++) {
+        if (!direct) {
+            NAME(narrow_update_part_rows)(net, ws, P, x, rows, B, o, t, p);
+            continue;
+        }
         /* W[i,:] -= lr * x_bi * delta_b, sample by sample (in batch order), only on rows
          * with x_bi != 0: the gradient is never materialised. Regrouped by row instead (each
          * row loaded and stored once, the same bits) it was 1.3x slower on nielsen-30 b10
          * and 1.6x on digits-16 b10 (Zen 4): the sort, and a mispredicted loop exit per row
          * (0 to B entries each), cost more than the loads and stores saved. */
-        for (int b = 0; b < B; b++) {
-            const int32_t *nzi = ws->nzi + (int64_t)b * ws->nzld;
-            const int nnz = ws->nnz[b];
-            const int k0 = T == 1 ? 0 : NAME(lower_bound)(nzi, nnz, (int32_t)r0);
-            const int k1 = T == 1 ? nnz : NAME(lower_bound)(nzi, nnz, (int32_t)r1);
-            NAME(sgd_sparse_sample)(W0, ldw0, n1, x + rows[b] * n0, nzi, k0, k1,
-                                    d1 + (int64_t)b * ldd, o->lr);
-        }
-    } else {
-        NAME(narrow_update_input_rows)(net, ws, P, x, rows, B, o, t, T, r0, r1);
+        int i0, i1;
+        NAME(part_range)(ws, n0, p, &i0, &i1);
+        for (int b = 0; b < B; b++)
+            NAME(sgd_sparse_sample)(W0 + (int64_t)i0 * ldw0, ldw0, n1, x + rows[b] * n0 + i0,
+                                    NAME(part_nzi)(ws, n0, b, p), 0,
+                                    ws->nnz[p * ws->partld + b], d1 + (int64_t)b * ldd,
+                                    o->lr);
     }
     if (t == T - 1) {
         if (direct) {
@@ -243,12 +311,19 @@ static void NAME(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, REAL *W0,
         const int B = (int)(hi - lo);
         const int64_t *rows = order + lo;
         const REAL invB = (REAL)(1.0 / B);
-        int64_t b0, b1;
-        NAME(split)(B, t, T, &b0, &b1);
-        /* prefetch reach: into the next step only when this thread continues there */
-        const int64_t nnext = T == 1 ? (s + 1 < nsteps ? n_order - lo : B) : b1;
-        NAME(narrow_forward_backward)(net, ws, P, W0, ldw0, x, y, rows, (int)b0, (int)b1,
-                                      nnext, invB, acc_mode);
+        /* prefetch reach: into the next step's first sample when there is one */
+        const int64_t nnext = s + 1 < nsteps ? n_order - lo : B;
+        if (T == 1) {
+            NAME(narrow_forward_backward)(net, ws, P, W0, ldw0, x, y, rows, B, nnext, invB,
+                                          acc_mode);
+        } else {
+            NAME(narrow_parts)(net, ws, W0, ldw0, x, rows, B, nnext, t);
+            fnn_team_barrier(tm, -1);
+            int64_t b0, b1;
+            NAME(split)(B, t, T, &b0, &b1);
+            for (int64_t b = b0; b < b1; b++)
+                NAME(narrow_rest)(net, ws, P, y, rows[b], (int)b, invB, acc_mode);
+        }
         NAME(opt_scalars_init)(&o, op, op->t + s + 1);
         if (t == 0 && ++ws->epoch == 0) {
             memset(ws->stamp, 0, sizeof(uint32_t) * (size_t)net->n[0]);
@@ -260,7 +335,8 @@ static void NAME(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, REAL *W0,
             for (int b = 0; b < B; b++) {
                 loss_sum += ws->lossb[b];
                 corr += ws->corb[b];
-                peak = NAME(peak_merge)(peak, ws->xpkb[b]);
+                for (int p = 0; p < ws->nparts; p++)
+                    peak = NAME(peak_merge)(peak, ws->xpkb[p * ws->partld + b]);
             }
         }
         if (T > 1) fnn_team_barrier(tm, -1);

@@ -27,8 +27,8 @@
 #define FNN_TUNE_GEMM_MIN 32
 #define FNN_TUNE_GEMM_MIN_B 8
 
-/* MACs per training step from which the fused per-sample path shares each step between
- * threads (samples, then parameter rows; two barriers a step). Was 50M ("the barriers lose to
+/* MACs per training step from which steps are shared between threads (below: the per-sample
+ * path's own factor). Measured when that path split the samples of a step (AMD). Was 50M ("the barriers lose to
  * one thread"), from before the spinning team barrier. Re-measured on the shared 2-core VM,
  * float32, one build with 100k and 50M taking turns in two processes, each way round (12-20
  * rounds): digits-16 b10 (0.13M MACs) 1.19-1.26x, b32 (0.41M) 1.15-1.16x, b8 (0.10M)
@@ -36,6 +36,14 @@
  * phases when the host takes one of the VM's cores a shared step runs about half as fast
  * (seen in a few b8 rounds): one thread stays the choice below 100k. */
 #define FNN_TUNE_PAR_MIN_WORK 100000
+
+/* The per-sample path now shares a step by parts of layer 0's inputs (fnn_narrow.h; three
+ * barriers a step) from FNN_TUNE_NARROW_PAR_FACTOR times that threshold (300k MACs). Intel
+ * Xeon VM (2 cores, AVX-512), float32, real MNIST, 2 threads vs the same step on one: the
+ * earlier sample split moved layer 0's rows between the cores every step, digits-16 b10
+ * 0.75x; by parts, digits-16 b10 (0.13M MACs) 0.98-1.0x and one thread on parts 0.95x the
+ * whole-row sum, b32 (0.41M) 1.38x. Below the threshold one thread sums whole rows. */
+#define FNN_TUNE_NARROW_PAR_FACTOR 3
 
 /* The shared per-sample step trades half the weights between the cores every step, so its
  * gain hangs on how fast they trade cache lines. On a Zen 4 host (family 25 model 17) digits-16

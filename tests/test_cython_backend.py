@@ -91,16 +91,22 @@ def _fit_sharing_small_steps(m, x, y, n, **fit_kw):
                                              ((784, 16, 16, 10), 32, "momentum"),
                                              ((100, 30, 10), 64, "adam_wd")])
 def test_thread_count_is_bit_reproducible(sizes, batch, opt):
-    """The fused path partitions parameters, not samples: 1 and 2 threads agree exactly."""
+    """The fused path sums layer 0 in fixed parts, a thread per part, and partitions the other
+    parameters, not samples: 1, 2 and 3 threads agree exactly, and with NumPy."""
     x, y = make_data(600, sizes[0], sizes[-1], "cross_entropy")
     params = []
-    for n in (1, 2, 1):
+    for n in (1, 2, 1, 3):
         m = build(sizes, "sigmoid", "softmax", "cross_entropy", OPTIMIZERS[opt](), "float32",
                   "cython")
         _fit_sharing_small_steps(m, x, y, n, epochs=1, batch_size=batch)
         params.append(m.params.copy())
     assert np.array_equal(params[0], params[2])
     assert np.array_equal(params[0], params[1])
+    assert np.array_equal(params[0], params[3])
+    ref = build(sizes, "sigmoid", "softmax", "cross_entropy", OPTIMIZERS[opt](), "float32",
+                "numpy")
+    ref.fit(x, y, seed=3, verbose=0, epochs=1, batch_size=batch)
+    assert_close(params[1], ref.params, "float32", "parameters (2 threads)")
 
 
 @pytest.mark.parametrize("opt", ["adam", "nesterov"])
