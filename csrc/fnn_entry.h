@@ -53,18 +53,24 @@ static double NAME(train_narrow_probed)(const fnn_net *net, fnn_ws *ws, REAL *P,
     *correct = 0;
     if (T > 1) {
         const double now = fnn_now();
-        if (nsteps >= 4 * k && (ws->narrow_vs != T || ws->narrow_T == 0
+        if (nsteps >= 5 * k && (ws->narrow_vs != T || ws->narrow_T == 0
                                 || now - ws->narrow_at >= FNN_TUNE_NARROW_PROBE_EVERY_S)) {
+            /* untimed shared steps first: they wake the threads, paid once a call (timed,
+             * the wake-up made one thread look faster: digits-16 b10 kept one thread where
+             * two ran 1.33x faster, Intel VM) */
+            const int64_t w = k / 2;
+            NAME(narrow_part)(net, ws, P, op, x, y, order, n_order, start, 0, w, bs, acc_mode,
+                              T, &loss, correct, &peak);
             const double shared = NAME(narrow_part)(net, ws, P, op, x, y, order, n_order, start,
-                                                    0, k, bs, acc_mode, T, &loss, correct,
+                                                    w, k, bs, acc_mode, T, &loss, correct,
                                                     &peak);
             const double alone = NAME(narrow_part)(net, ws, P, op, x, y, order, n_order, start,
-                                                   k, k, bs, acc_mode, 1, &loss, correct,
+                                                   w + k, k, bs, acc_mode, 1, &loss, correct,
                                                    &peak);
             ws->narrow_T = alone < shared ? 1 : T;
             ws->narrow_vs = T;
             ws->narrow_at = now;
-            s = 2 * k;
+            s = w + 2 * k;
         }
         if (ws->narrow_vs == T && ws->narrow_T == 1) T = 1;
     }
@@ -110,7 +116,7 @@ static double NAME(train_run)(const fnn_net *net, fnn_ws *ws, void *Pv, const fn
         /* steps worth sharing sum layer 0 in parts, one thread per part at most, whatever
          * the thread count (the same bits for any); smaller ones in one whole-row sum (5%
          * faster on one thread: one pass and one sum per sample) (fnn_narrow.h) */
-        const int worth = work >= (int64_t)fnn_tune.par_min_work * FNN_TUNE_NARROW_PAR_FACTOR;
+        const int worth = work >= fnn_tune.par_min_work;
         ws->nparts = worth ? FNN_PARTS : 1;
         int T = NAME(train_threads)(ws, nthreads, worth);
         T = T < FNN_PARTS ? T : FNN_PARTS;

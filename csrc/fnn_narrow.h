@@ -62,19 +62,6 @@ static inline int32_t *NAME(part_nzi)(fnn_ws *ws, int n0, int b, int p)
     return ws->nzi + (int64_t)b * ws->nzld + (p ? i0 + 16 : 0);
 }
 
-static inline int NAME(lower_bound)(const int32_t *v, int n, int32_t key)
-{
-    /* branch-free halving (a conditional move per level): the position found varies from
-     * sample to sample, so a compare-and-jump per level is hard to predict */
-    const int32_t *base = v;
-    while (n > 1) {
-        const int half = n >> 1;
-        base = base[half] < key ? base + half : base;
-        n -= half;
-    }
-    return (int)(base - v) + (n == 1 && *base < key);
-}
-
 /* Layers 1 .. L-1 of sample b from layer 0's pre-activation z = a[1] row b (bias and
  * activation applied here); returns the output row (a[L] row b). */
 static REAL *NAME(forward_dense)(const fnn_net *net, fnn_ws *ws, const REAL *P, int b, REAL *z)
@@ -321,8 +308,17 @@ static void NAME(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, REAL *W0,
             fnn_team_barrier(tm, -1);
             int64_t b0, b1;
             NAME(split)(B, t, T, &b0, &b1);
-            for (int64_t b = b0; b < b1; b++)
+            /* the next step's rows of this thread's part, fetched while these samples run:
+             * the parts phase alone is too short to hide the memory behind its one-ahead
+             * prefetch (digits-16 b10: over half its time waiting on it) */
+            int i0, i1;
+            NAME(part_range)(ws, net->n[0], t, &i0, &i1);
+            const int64_t nb = nnext - B < B ? nnext - B : B, spread = b1 - b0;
+            for (int64_t b = b0; b < b1; b++) {
+                for (int64_t k = nb * (b - b0) / spread; k < nb * (b - b0 + 1) / spread; k++)
+                    NAME(prefetch_row)(x + rows[B + k] * net->n[0] + i0, i1 - i0);
                 NAME(narrow_rest)(net, ws, P, y, rows[b], (int)b, invB, acc_mode);
+            }
         }
         NAME(opt_scalars_init)(&o, op, op->t + s + 1);
         if (t == 0 && ++ws->epoch == 0) {

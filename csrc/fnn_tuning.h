@@ -37,13 +37,13 @@
  * (seen in a few b8 rounds): one thread stays the choice below 100k. */
 #define FNN_TUNE_PAR_MIN_WORK 100000
 
-/* The per-sample path now shares a step by parts of layer 0's inputs (fnn_narrow.h; three
- * barriers a step) from FNN_TUNE_NARROW_PAR_FACTOR times that threshold (300k MACs). Intel
- * Xeon VM (2 cores, AVX-512), float32, real MNIST, 2 threads vs the same step on one: the
- * earlier sample split moved layer 0's rows between the cores every step, digits-16 b10
- * 0.75x; by parts, digits-16 b10 (0.13M MACs) 0.98-1.0x and one thread on parts 0.95x the
- * whole-row sum, b32 (0.41M) 1.38x. Below the threshold one thread sums whole rows. */
-#define FNN_TUNE_NARROW_PAR_FACTOR 3
+/* The per-sample path now shares such a step by parts of layer 0's inputs (fnn_narrow.h;
+ * three barriers a step, the next step's rows fetched during the second phase). Intel Xeon
+ * VM (2 cores, AVX-512), float32, real MNIST, 2 threads vs one, probe off: the earlier
+ * sample split moved layer 0's rows between the cores every step, digits-16 b10 0.75x; by
+ * parts, digits-16 b10 (0.13M MACs) 1.29-1.33x, nielsen-30 b10 (0.24M) 1.40-1.45x, b32 (0.41M)
+ * 1.4x; below the threshold, b4 (0.05M) 0.93x and b1 0.90x (one thread on parts is ~5% slower
+ * than its whole-row sums, which smaller steps keep). */
 
 /* The shared per-sample step trades half the weights between the cores every step, so its
  * gain hangs on how fast they trade cache lines. On a Zen 4 host (family 25 model 17) digits-16
@@ -51,7 +51,9 @@
  * (minutes long, no steal time, one thread 0.08 s throughout). So a train call that shares
  * its steps first times PROBE_STEPS steps each way, runs the rest the faster way, and probes
  * again after PROBE_EVERY_S seconds (any thread count gives the same bits). */
+#ifndef FNN_TUNE_NARROW_PROBE_STEPS   /* (-D: benchmarks force the threads) */
 #define FNN_TUNE_NARROW_PROBE_STEPS 48
+#endif
 #define FNN_TUNE_NARROW_PROBE_EVERY_S 0.5
 
 /* The per-sample SGD path trains on a copy of layer 0 whose rows start on cache lines when
