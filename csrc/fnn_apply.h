@@ -92,9 +92,9 @@ static void NAME(grad_loop)(const fnn_net *net, fnn_ws *ws, const REAL *P, const
 /* G = scale * (gradient of the summed loss of rows[0..B) of x); returns that loss sum and
  * the correct count in *correct; -1 in *status on a bad row index. */
 static double NAME(grad_step_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
-                              const void *yv, int64_t N, const int64_t *rows, int64_t B,
-                              double scale, void *Gv, int acc_mode, int nthreads,
-                              int64_t *correct, int *status)
+                                  const void *yv, int64_t N, const int64_t *rows, int64_t B,
+                                  double scale, void *Gv, int acc_mode, int nthreads,
+                                  int64_t *correct, int *status)
 {
     const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv, *y = (const REAL *)yv;
     REAL *G = (REAL *)Gv;

@@ -91,9 +91,9 @@ static int NAME(use_chunks)(const fnn_ws *ws, int nthreads, int64_t work)
 }
 
 static double NAME(train_run)(const fnn_net *net, fnn_ws *ws, void *Pv, const fnn_opt *op,
-                          const void *xv, const void *yv, int64_t N, const int64_t *order,
-                          int64_t n_order, int64_t start, int64_t nsteps, int64_t bs,
-                          int acc_mode, int nthreads, int64_t *correct, int *status)
+                              const void *xv, const void *yv, int64_t N, const int64_t *order,
+                              int64_t n_order, int64_t start, int64_t nsteps, int64_t bs,
+                              int acc_mode, int nthreads, int64_t *correct, int *status)
 {
     REAL *P = (REAL *)Pv;
     const REAL *x = (const REAL *)xv, *y = (const REAL *)yv;
@@ -181,7 +181,7 @@ static void NAME(predict_batched)(const fnn_net *net, fnn_ws *ws, const REAL *P,
 }
 
 static void NAME(predict_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
-                          void *outv, int64_t N, int nthreads, double *peak)
+                              void *outv, int64_t N, int nthreads, double *peak)
 {
     const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv;
     REAL *out = (REAL *)outv;
@@ -243,7 +243,7 @@ static void NAME(predict_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
 }
 
 static double NAME(loss_grad_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, const void *xv,
-                              const void *yv, int64_t N, void *gradv)
+                                  const void *yv, int64_t N, void *gradv)
 {
     const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv, *y = (const REAL *)yv;
     int64_t c;
