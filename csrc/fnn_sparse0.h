@@ -99,13 +99,15 @@ static int NAME(s0_list)(const fnn_ws *ws, int B, int64_t i, int pr, int32_t *re
 
 /* The listed samples' inputs i .. i + pr - 1, S0_G per sample (zeros past pr), into coef:
  * gathered once per group, not once per column block (a cache line of each sample's row
- * each time, from L2 or further). */
+ * each time, from L2 or further), fetching each sample's line of a later group on the way
+ * (fnn_tuning.h FNN_TUNE_S0_COEF_AHEAD). */
 static void NAME(s0_coefs)(const REAL *x, const int64_t *rows, int n0, int64_t i, int pr,
                            const int32_t *list, int ns, REAL *restrict coef)
 {
     for (int q = 0; q < ns; q++) {
         const int b = list[q];
         const REAL *xb = x + (rows ? rows[b] : b) * (int64_t)n0 + i;
+        __builtin_prefetch(xb + FNN_TUNE_S0_COEF_AHEAD * 64 / sizeof(REAL), 0, 3);
         if (pr == S0_G) {
             memcpy(coef + q * S0_G, xb, sizeof(REAL) * S0_G);
         } else {

@@ -139,8 +139,19 @@
  * each row for nonzeros (100-300 ns), so one row ahead hid little of a memory access. 2
  * threads, builds taking turns (Zen 4, noisy): 8 ahead against 1, mlp-128 1.07x, 1.02-1.06x
  * and 0.98x, wide-512 1.04x (median of ratios; ratio of medians 0.99x) and 1.08x; 3 ahead a
- * tie; 32 (the whole chunk at once) against 8, 0.97x and a tie. */
+ * tie; 32 (the whole chunk at once) against 8, 0.97x and a tie. Fetching the next step's
+ * rows during the update instead (Intel Xeon VM, 784-256-10 b128, 2 threads): a tie; the
+ * forward's wait on the fetches (21% of it) moved into the update, as a core's fetches from
+ * memory queue on its few line-fill buffers wherever they are issued. */
 #define FNN_TUNE_X_AHEAD 8
+
+/* How many cache lines past its group the layer-0 update fetches each listed sample's input
+ * row (fnn_sparse0.h s0_coefs). Why: W, its optimiser state and the deltas fill L2, the
+ * batch's input rows fall out of it, and 14% of the update waited on those loads (perf,
+ * 784-256-10 b128, one thread). 2 threads, builds taking turns, 4 runs each (Intel Xeon VM):
+ * 784-256-10 b128 epoch 0.186 -> 0.176 s, wide-512 1.05x, mlp-128 1.05x; 2 lines ahead a
+ * tie with 1. */
+#define FNN_TUNE_S0_COEF_AHEAD 1
 
 /* Update tasks per layer of a chunked step: one per FNN_TUNE_TASK_WORK MACs of the layer's
  * gradient, at most ..._SPARSE0 for the sparse layer 0 (uneven rows: more, smaller tasks
