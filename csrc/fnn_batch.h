@@ -35,105 +35,6 @@ static inline int NAME(nonzero_from)(const fnn_ws *ws, int b, int64_t r)
     return k;
 }
 
-/* Layer 0 of 4 samples at a time (a quad, AVX-512 builds): each W row loaded from L2 feeds
- * all 4 samples' sums (4 x 4 accumulators). Why: one sample at a time, each nonzero input
- * loads its W row for one multiply-add per value, and the pass is bound by L2 bandwidth; 4 MNIST
- * rows have about 2x one row's nonzeros between them, so a quad loads about half the W rows
- * per sample. A sample's sum runs over the quad's inputs in ascending order, its own nonzeros
- * among them: the same sums as one at a time, plus zero terms. Pairs (4 or 8 vectors wide) and
- * triples were a tie with quads on wide-512 (Zen 4, 2 threads, both ways round; perf: the
- * quads' tile loop waits on W row loads about as much as on multiply-adds). So were groups of
- * 4 neighbouring inputs (fnn_sparse0.h's lists; 223 terms a sample instead of the quads'
- * 304), W's 4 rows x 4 vectors held in registers and each listed sample's sums loaded, updated
- * and stored: same bits, 0.98-1.02x, and 0.97x in a slow phase (4 or 2 vectors wide, with or
- * without the next group's rows prefetched); per 128-row chunk, ~460 us against ~285 us of
- * multiply-adds. */
-#define Q0_S 4
-#if VBYTES == 64 && defined(__AVX512F__)
-#define Q0_ON 1
-#define Q0_V 4
-#define Q0_W (Q0_V * LANES)
-
-/* The inputs where any of the 4 rows xq is nonzero (-0.0 counts as zero), ascending, into U
- * (count returned), and row s's values there into C + s * ld. U and each C row need n0 + 16
- * slots. */
-static int NAME(quad_union)(const REAL *const *xq, int n0, int32_t *restrict U,
-                            REAL *restrict C, int64_t ld)
-{
-    int cnt = 0, i = 0;
-#if IS_F32
-    const __m512i off = _mm512_set1_epi32(0x7fffffff), step = _mm512_set1_epi32(16);
-    __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (; i + 16 <= n0; i += 16, iota = _mm512_add_epi32(iota, step)) {
-        __m512 v[Q0_S];
-        __m512i any = _mm512_setzero_si512();
-        for (int s = 0; s < Q0_S; s++) {
-            v[s] = _mm512_loadu_ps(xq[s] + i);
-            any = _mm512_or_si512(any, _mm512_castps_si512(v[s]));
-        }
-        const __mmask16 m = _mm512_test_epi32_mask(any, off);
-        if (!m) continue;
-        _mm512_storeu_si512((void *)(U + cnt), _mm512_maskz_compress_epi32(m, iota));
-        for (int s = 0; s < Q0_S; s++)
-            _mm512_storeu_ps(C + s * ld + cnt, _mm512_maskz_compress_ps(m, v[s]));
-        cnt += __builtin_popcount((unsigned)m);
-    }
-#else
-    const __m512i off = _mm512_set1_epi64(0x7fffffffffffffffll);
-    const __m256i step = _mm256_set1_epi32(8);
-    __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (; i + 8 <= n0; i += 8, iota = _mm256_add_epi32(iota, step)) {
-        __m512d v[Q0_S];
-        __m512i any = _mm512_setzero_si512();
-        for (int s = 0; s < Q0_S; s++) {
-            v[s] = _mm512_loadu_pd(xq[s] + i);
-            any = _mm512_or_si512(any, _mm512_castpd_si512(v[s]));
-        }
-        const __mmask8 m = _mm512_test_epi64_mask(any, off);
-        if (!m) continue;
-        _mm256_storeu_si256((__m256i *)(U + cnt), _mm256_maskz_compress_epi32(m, iota));
-        for (int s = 0; s < Q0_S; s++)
-            _mm512_storeu_pd(C + s * ld + cnt, _mm512_maskz_compress_pd(m, v[s]));
-        cnt += __builtin_popcount((unsigned)m);
-    }
-#endif
-    for (; i < n0; i++) {
-        int any = 0;
-        U[cnt] = i;
-        for (int s = 0; s < Q0_S; s++) {
-            C[s * ld + cnt] = xq[s][i];
-            any |= xq[s][i] != 0;
-        }
-        cnt += any;
-    }
-    return cnt;
-}
-
-/* The 4 rows z, z + ldz, .. of a quad, Q0_W columns: sum over its inputs k of C[s * ld + k] *
- * Wj[U[k], :]. */
-FNN_ALWAYS_INLINE void NAME(quad_tile)(REAL *restrict z, int64_t ldz, const REAL *restrict Wj,
-                                       int64_t ldw, const int32_t *restrict U,
-                                       const REAL *restrict C, int64_t ld, int cnt)
-{
-    VEC acc[Q0_S][Q0_V];
-    for (int s = 0; s < Q0_S; s++)
-        for (int v = 0; v < Q0_V; v++) acc[s][v] = NAME(splat)(0);
-    for (int k = 0; k < cnt; k++) {
-        const REAL *w = Wj + (int64_t)U[k] * ldw;
-        VEC wv[Q0_V];
-        for (int v = 0; v < Q0_V; v++) wv[v] = NAME(ld)(w + v * LANES);
-        for (int s = 0; s < Q0_S; s++) {
-            const REAL c = C[s * ld + k];
-            for (int v = 0; v < Q0_V; v++) acc[s][v] += c * wv[v];
-        }
-    }
-    for (int s = 0; s < Q0_S; s++)
-        for (int v = 0; v < Q0_V; v++) NAME(st)(z + s * ldz + v * LANES, acc[s][v]);
-}
-#else
-#define Q0_ON 0   /* no quads */
-#endif
-
 /* Layer 0 on the nonzero inputs of rows [b0, b1), in column blocks of W small enough to stay
  * in L2 across the whole block of rows: quads on whole Q0_W-column tiles, the rest (the
  * columns past the last tile, the rows past the last quad) one sample at a time. The quads'
@@ -141,8 +42,8 @@ FNN_ALWAYS_INLINE void NAME(quad_tile)(REAL *restrict z, int64_t ldz, const REAL
  * each quad's rows just before its tiles, so the fetches ahead overlap multiply-adds, was a
  * tie on mlp-128 and wide-512 (Zen 4, 2 threads, both ways round). */
 static void NAME(batch_forward_sparse0)(const fnn_net *net, fnn_ws *ws, const REAL *P,
-                                        const REAL *x, const int64_t *rows, int b0, int b1,
-                                        REAL *Z, int ldz, int z_padded)
+                                        const REAL *x, const REAL *y, const int64_t *rows,
+                                        int b0, int b1, REAL *Z, int ldz, int z_padded)
 {
     const int n0 = net->n[0], nout = net->n[1];
     const REAL *W = P + net->woff[0];
@@ -156,15 +57,18 @@ static void NAME(batch_forward_sparse0)(const fnn_net *net, fnn_ws *ws, const RE
 #if Q0_ON
     const int nq = nout >= Q0_W && fnn_tune.quad0 ? (b1 - b0) / Q0_S : 0;
     const int64_t ld = ws->nzld;   /* quad q: U + q * ld, C + q * Q0_S * ld, count qn[q] */
-    int32_t *U = ws->cscb + (int64_t)b0 * ld, *qn = U + (int64_t)nq * ld;
+    int32_t *U = ws->cscb + (int64_t)b0 * ld, *qn = U + (int64_t)nq * ld, *perm = qn + nq;
     REAL *C = (REAL *)ws->cscx + (int64_t)b0 * ld;
+    if (nq)   /* quad q: samples perm[4q .. 4q + 3] */
+        NAME(quad_order)(ws, y, rows, net->n[net->L], b0, b1, perm, perm + (b1 - b0));
     for (int q = 0; q < nq; q++) {
         const REAL *xq[Q0_S];
-        for (int s = 0; s < Q0_S; s++) xq[s] = NAME(x_row)(x, rows, b0 + Q0_S * q + s, n0);
+        for (int s = 0; s < Q0_S; s++) xq[s] = NAME(x_row)(x, rows, perm[Q0_S * q + s], n0);
         qn[q] = NAME(quad_union)(xq, n0, U + q * ld, C + q * Q0_S * ld, ld);
     }
 #else
     const int nq = 0;
+    const int32_t *perm = NULL;
 #endif
     const int cb = NAME(colblock)(n0, nout);
     for (int j0 = 0; j0 < nout; j0 += cb) {
@@ -172,15 +76,18 @@ static void NAME(batch_forward_sparse0)(const fnn_net *net, fnn_ws *ws, const RE
         const int zfull = z_padded || j0 + nc < nout;
 #if Q0_ON
         const int tiled = nq ? nc / Q0_W * Q0_W : 0;
-        for (int q = 0; q < nq; q++)
+        for (int q = 0; q < nq; q++) {
+            REAL *zq[Q0_S];
+            for (int s = 0; s < Q0_S; s++) zq[s] = Z + (int64_t)perm[Q0_S * q + s] * ldz;
             for (int j = j0; j < j0 + tiled; j += Q0_W)
-                NAME(quad_tile)(Z + (int64_t)(b0 + Q0_S * q) * ldz + j, ldz, W + j, nout,
-                                U + q * ld, C + q * Q0_S * ld, ld, qn[q]);
+                NAME(quad_tile)(zq, j, W + j, nout, U + q * ld, C + q * Q0_S * ld, ld, qn[q]);
+        }
 #else
         const int tiled = 0;
 #endif
-        for (int b = b0; b < b1; b++) {
-            const int j = b < b0 + Q0_S * nq ? j0 + tiled : j0;
+        for (int p = 0; p < b1 - b0; p++) {   /* quads' columns past the tiles, other rows */
+            const int b = nq ? perm[p] : b0 + p;
+            const int j = p < Q0_S * nq ? j0 + tiled : j0;
             if (j < j0 + nc)
                 NAME(weighted_rows_sparse)(Z + (int64_t)b * ldz + j, j0 + nc - j, W + j, nout,
                                            NAME(x_row)(x, rows, b, n0),
@@ -213,10 +120,11 @@ static const REAL *NAME(layer_input)(const fnn_net *net, fnn_ws *ws, const REAL 
 }
 
 /* Forward rows [b0, b1) of a batch of B. The output layer goes into out (row b at
- * out + b * n[L]) if given, else into a[L]. */
+ * out + b * n[L]) if given, else into a[L]. y: the targets, if known (they group the sparse
+ * layer 0's quads), else NULL. */
 static void NAME(batch_forward_rows)(const fnn_net *net, fnn_ws *ws, const REAL *P,
-                                     const REAL *x, const int64_t *rows, int b0, int b1, int B,
-                                     REAL *out, int sparse0)
+                                     const REAL *x, const REAL *y, const int64_t *rows, int b0,
+                                     int b1, int B, REAL *out, int sparse0)
 {
     const int L = net->L, nb = b1 - b0;
     if (nb <= 0) return;
@@ -227,7 +135,7 @@ static void NAME(batch_forward_rows)(const fnn_net *net, fnn_ws *ws, const REAL 
         const int ldz = to_out ? nout : ws->ld[l + 1];
         const REAL *W = P + net->woff[l];
         if (l == 0 && sparse0) {
-            NAME(batch_forward_sparse0)(net, ws, P, x, rows, b0, b1, Z, ldz, !to_out);
+            NAME(batch_forward_sparse0)(net, ws, P, x, y, rows, b0, b1, Z, ldz, !to_out);
         } else {
             int lda;
             const REAL *A = NAME(layer_input)(net, ws, x, rows, l, b0, b1, 1, &lda);
@@ -350,7 +258,7 @@ static void NAME(batch_forward_backward)(const fnn_net *net, fnn_ws *ws, const R
     if (!sparse0)   /* the sparse layer 0 checks each row as it indexes it */
         for (int b = b0; b < b1; b++)
             ws->xpkb[b] = NAME(abs_peak)(NAME(x_row)(x, rows, b, net->n[0]), net->n[0]);
-    NAME(batch_forward_rows)(net, ws, P, x, rows, b0, b1, B, NULL, sparse0);
+    NAME(batch_forward_rows)(net, ws, P, x, y, rows, b0, b1, B, NULL, sparse0);
     for (int b = b0; b < b1; b++)
         ws->lossb[b] = NAME(loss_head)(net, NAME(arow)(ws, L, b), y + rows[b] * (int64_t)nL,
                                        NAME(drow)(ws, L, b), invB, acc_mode, &ws->corb[b]);

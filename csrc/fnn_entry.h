@@ -166,7 +166,7 @@ static void NAME(predict_batched)(const fnn_net *net, fnn_ws *ws, const REAL *P,
             const int nb = (int)(i1 - lo < cap ? i1 - lo : cap);
             NAME(peak_rows)(peak, &mine, x, n0, lo, lo + nb);
             /* workspace row w0 + k holds x row lo + k */
-            NAME(batch_forward_rows)(net, ws, P, x + (lo - w0) * n0, NULL, (int)w0,
+            NAME(batch_forward_rows)(net, ws, P, x + (lo - w0) * n0, NULL, NULL, (int)w0,
                                      (int)w0 + nb, nb, out + (lo - w0) * nL, fnn_tune.sparse);
         }
         if (peak) {
@@ -247,7 +247,7 @@ static double NAME(loss_grad_run)(const fnn_net *net, fnn_ws *ws, const void *Pv
 {
     const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv, *y = (const REAL *)yv;
     int64_t c;
-    NAME(batch_forward_rows)(net, ws, P, x, NULL, 0, (int)N, (int)N, NULL, fnn_tune.sparse);
+    NAME(batch_forward_rows)(net, ws, P, x, y, NULL, 0, (int)N, (int)N, NULL, fnn_tune.sparse);
     return NAME(batch_loss_grad)(net, ws, P, x, y, NULL, (int)N, (REAL *)gradv, fnn_tune.sparse,
                                  FNN_ACC_NONE, &c) / (double)N;
 }

@@ -16,7 +16,8 @@
  *   fnn_sparse0.h  the batched step's layer-0 update, 4 input rows at a time
  *   fnn_narrow.h   the fused per-sample training step (narrow networks)
  *   fnn_gemm.h     matrix products (BLAS, or our AVX-512 sgemm)
- *   fnn_batch.h    the batched forward pass (layer 0: 4 samples at a time on AVX-512), deltas
+ *   fnn_quad.h     the batched layer-0 forward's quads: 4 samples at a time on AVX-512
+ *   fnn_batch.h    the batched forward pass (layer 0 on the nonzero inputs), deltas
  *                  and full gradient (wide networks)
  *   fnn_batch_step.h  the batched training step: work plan, update tasks, thread team
  *   fnn_entry.h    train / predict / loss_grad / abs_peak and the kernel table
@@ -77,6 +78,7 @@ typedef REAL VEC_UNALIGNED __attribute__((vector_size(VBYTES), aligned(sizeof(RE
 #include "fnn_sparse0.h"
 #include "fnn_narrow.h"
 #include "fnn_gemm.h"
+#include "fnn_quad.h"
 #include "fnn_batch.h"
 #include "fnn_batch_step.h"
 #include "fnn_entry.h"

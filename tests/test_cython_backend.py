@@ -199,9 +199,10 @@ def test_grouped_layer0_update_matches_numpy(opt, dtype):
                                                      ((83, 200, 24, 10), 50, 1)])
 def test_layer0_forward_in_quads_matches_one_sample_at_a_time(dtype, sizes, batch, colblock_kb):
     """The batched layer-0 forward takes 4 samples at a time on whole tiles (AVX-512 builds):
-    the same sums as one sample at a time, exactly, with quads and single rows mixed (batches
-    and chunks not multiples of 4), column tails, several column blocks, input counts that
-    leave a partial 16-block, all-zero rows and -0.0 inputs."""
+    the same sums as one sample at a time, exactly, with quads (samples grouped by class and
+    nonzero count) and single rows mixed (batches and chunks not multiples of 4), column
+    tails, several column blocks, input counts that leave a partial 16-block, all-zero rows
+    and -0.0 inputs."""
     if "avx512" not in ISAS or kernels.isa() != "avx512":
         pytest.skip("no AVX-512 kernels on this CPU/build: the quad path would not run")
     x, y = make_data(4 * batch + 7, sizes[0], sizes[-1], "cross_entropy")
