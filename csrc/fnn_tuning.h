@@ -123,7 +123,12 @@
  * thread for wide-512, 2 about half that), and the plan must not depend on the thread
  * count. 4 pieces re-measured with the quad forward (2 threads, builds taking turns): the
  * time-to-98% recipe's epoch (784-256-10 b128) 0.91x, 784-256-256-10 1.06x and mlp-128 1.03x
- * (both noisy), so 2 stays. */
+ * (both noisy), so 2 stays. Threads owning column ranges of the sparse layer 0 instead
+ * (forward and update of their columns for the whole batch, so W0 and its state never move
+ * between cores; the update's lists built once and shared; the same bits) were slower on the
+ * Intel Xeon VM: 784-256-10 b128 epoch 0.20 s against 0.175 s, the two extra barriers a step
+ * and the cores reading each other's quads, activations and deltas costing more than W0's
+ * moves (barrier waits 18% of the CPU time against 7%). */
 #define FNN_TUNE_BATCH_CHUNKS 2
 
 /* Locality hint of the prefetches of a random input row (3 KB of MNIST, 49 lines):
