@@ -95,7 +95,6 @@ typedef struct {
     int64_t *corb;              /* B per-sample correct counts */
     void *block;
     size_t bytes;
-    int mapped;                 /* block from mmap (fnn_dispatch.c ws_block) */
 } fnn_ws;
 
 typedef struct {

@@ -6,9 +6,6 @@
 #include <omp.h>
 #endif
 #include <sched.h>
-#if defined(__unix__) || defined(__APPLE__)
-#include <sys/mman.h>
-#endif
 #include "fnn.h"
 #include "fnn_tuning.h"   /* the defaults below and why */
 #if defined(__x86_64__) || defined(__i386__)
@@ -204,28 +201,6 @@ const char *fnn_compiler(void)
 
 static size_t pad64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* A zeroed, 64-byte aligned block of n bytes (*mapped: from mmap). Big ones are mapped: the
- * kernel hands out zero pages as they are first touched, so the parts a call never uses
- * (most of a 1024-row predict workspace's 21 MB on a sparse layer 0) cost nothing, where
- * memset touched them all: a first 1024-row workspace took 9 ms, a 10k-row predict 11. */
-static char *ws_block(size_t n, int *mapped)
-{
-    *mapped = 0;
-#if defined(__unix__) || defined(__APPLE__)
-    if (n >= FNN_WS_MMAP_MIN) {
-        void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p != MAP_FAILED) {
-            *mapped = 1;
-            return (char *)p;
-        }
-    }
-#endif
-    char *blk = NULL;
-    if (posix_memalign((void **)&blk, 64, n ? n : 64)) return NULL;
-    memset(blk, 0, n);
-    return blk;
-}
-
 int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
 {
     memset(ws, 0, sizeof(*ws));
@@ -279,8 +254,9 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
     size_t o_loss = off; off += pad64((size_t)B * sizeof(double));
     size_t o_xpk = off; off += pad64((size_t)FNN_PARTS * ws->partld * sizeof(double));
     size_t o_cor = off; off += pad64((size_t)B * sizeof(int64_t));
-    char *blk = ws_block(off, &ws->mapped);
-    if (!blk) return -2;
+    char *blk = NULL;
+    if (posix_memalign((void **)&blk, 64, off ? off : 64)) return -2;
+    memset(blk, 0, off);
     ws->block = blk;
     ws->bytes = off;
     for (int l = 0; l <= L; l++) ws->a[l] = blk + o_a[l];
@@ -309,10 +285,6 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
 
 void fnn_ws_free(fnn_ws *ws)
 {
-#if defined(__unix__) || defined(__APPLE__)
-    if (ws->mapped && ws->block) munmap(ws->block, ws->bytes);
-    else
-#endif
-        free(ws->block);
+    free(ws->block);
     ws->block = NULL;
 }

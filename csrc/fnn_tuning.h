@@ -197,8 +197,4 @@
  * partner off the core). */
 #define FNN_TUNE_BARRIER_SPINS 1000
 
-/* Workspaces of this many bytes or more are mapped pages, zeroed by the kernel as first
- * touched, not allocated and cleared (fnn_dispatch.c ws_block). */
-#define FNN_WS_MMAP_MIN (1 << 20)
-
 #endif
