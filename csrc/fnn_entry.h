@@ -143,7 +143,7 @@ static inline void NAME(peak_rows)(const double *peak, double *mine, const REAL 
 static void NAME(predict_batched)(const fnn_net *net, fnn_ws *ws, const REAL *P, const REAL *x,
                                   REAL *out, int64_t N, int T, double *peak)
 {
-    const int n0 = net->n[0], nL = net->n[net->L];
+    const int n0 = net->n[0], nL = net->n[net->L], sparse = fnn_tune.sparse;
     int saved[FNN_MAXBLAS];
     fnn_blas_hold1(saved);
 #ifdef _OPENMP
@@ -164,10 +164,13 @@ static void NAME(predict_batched)(const fnn_net *net, fnn_ws *ws, const REAL *P,
         double mine = 0;
         for (int64_t lo = i0; lo < i1 && cap > 0; lo += cap) {
             const int nb = (int)(i1 - lo < cap ? i1 - lo : cap);
-            NAME(peak_rows)(peak, &mine, x, n0, lo, lo + nb);
+            if (!sparse) NAME(peak_rows)(peak, &mine, x, n0, lo, lo + nb);
             /* workspace row w0 + k holds x row lo + k */
             NAME(batch_forward_rows)(net, ws, P, x + (lo - w0) * n0, NULL, NULL, (int)w0,
-                                     (int)w0 + nb, nb, out + (lo - w0) * nL, fnn_tune.sparse);
+                                     (int)w0 + nb, nb, out + (lo - w0) * nL, sparse);
+            if (sparse && peak)   /* the sparse layer 0 found each row's peak as it indexed it */
+                for (int64_t b = w0; b < w0 + nb; b++)
+                    mine = NAME(peak_merge)(mine, ws->xpkb[b]);
         }
         if (peak) {
 #ifdef _OPENMP
@@ -189,8 +192,7 @@ static void NAME(predict_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
     const int64_t take = FNN_TUNE_PREDICT_ROWS_PER_TAKE;
     if (peak) *peak = 0;
     if (N == 1) {
-        NAME(peak_rows)(peak, peak, x, n0, 0, 1);
-        NAME(forward_one)(net, ws, P, x, 0, out);
+        NAME(forward_one)(net, ws, P, x, 0, out, peak);
         return;
     }
     int T = nthreads < ws->T ? nthreads : ws->T;
@@ -206,17 +208,13 @@ static void NAME(predict_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
         return;
     }
     /* per-sample kernels; one parallel region for the whole call, rows handed out in blocks
-     * (dynamic: a thread that starts late just takes fewer blocks), each block checked just
-     * before its rows run, while it is in cache. Each thread uses workspace row t. */
+     * (dynamic: a thread that starts late just takes fewer blocks); each row's nonzero scan
+     * also checks it. Each thread uses workspace row t. */
     const int64_t blocks = (N + take - 1) / take;
     if (T == 1) {
-        for (int64_t k = 0; k < blocks; k++) {
-            const int64_t i1 = (k + 1) * take < N ? (k + 1) * take : N;
-            NAME(peak_rows)(peak, peak, x, n0, k * take, i1);
-            for (int64_t i = k * take; i < i1; i++) {
-                if (i + 1 < N) NAME(prefetch_row)(x + (i + 1) * n0, n0);
-                NAME(forward_one)(net, ws, P, x + i * n0, 0, out + i * nL);
-            }
+        for (int64_t i = 0; i < N; i++) {
+            if (i + 1 < N) NAME(prefetch_row)(x + (i + 1) * n0, n0);
+            NAME(forward_one)(net, ws, P, x + i * n0, 0, out + i * nL, peak);
         }
         return;
     }
@@ -229,9 +227,10 @@ static void NAME(predict_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
 #pragma omp for schedule(dynamic, 1)
         for (int64_t k = 0; k < blocks; k++) {
             const int64_t i1 = (k + 1) * take < N ? (k + 1) * take : N;
-            NAME(peak_rows)(peak, &mine, x, n0, k * take, i1);
-            for (int64_t i = k * take; i < i1; i++)
-                NAME(forward_one)(net, ws, P, x + i * n0, t, out + i * nL);
+            for (int64_t i = k * take; i < i1; i++) {
+                if (i + 1 < i1) NAME(prefetch_row)(x + (i + 1) * n0, n0);
+                NAME(forward_one)(net, ws, P, x + i * n0, t, out + i * nL, peak ? &mine : NULL);
+            }
         }
         if (peak) {
 #pragma omp critical(fnn_peak)
