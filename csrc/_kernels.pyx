@@ -137,6 +137,7 @@ def set_tuning(**kw):
     fnn_tune.par_min_work_chunks = cur["par_min_work_chunks"]
     fnn_tune.quad0 = cur["quad0"]
     fnn_tune.w0pad = cur["w0pad"]
+    fnn_tune.fetch_ahead = cur["fetch_ahead"]
     return dict(fnn_tune)
 
 include "_kernels_apply.pxi"

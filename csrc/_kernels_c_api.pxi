@@ -66,6 +66,7 @@ cdef extern from "fnn.h" nogil:
         int par_min_work_chunks
         int quad0
         int w0pad
+        int fetch_ahead
 
     ctypedef void (*fnn_blas_set_t)(int) noexcept nogil
     ctypedef int (*fnn_blas_get_t)() noexcept nogil

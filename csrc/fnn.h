@@ -146,6 +146,8 @@ typedef struct {
                            (fnn_batch.h quad_tile) */
     int w0pad;          /* 1: the per-sample SGD path trains layer 0 in ws->w0pad (rows on
                            cache lines, fnn_tuning.h FNN_TUNE_W0PAD_MAX) when it has one */
+    int fetch_ahead;    /* 1: a second thread reads rows ahead of a one-thread per-sample loop
+                           (fnn_fetch.h) */
 } fnn_tuning;
 
 /* BLAS thread control (OpenBLAS set/get_num_threads of each loaded OpenBLAS, registered from
@@ -171,6 +173,14 @@ typedef struct {
     int next[2];         /* next work item of each phase (atomics) */
 } fnn_team;
 void fnn_team_barrier(fnn_team *tm, int rewind);   /* the last arriver zeroes next[rewind] */
+void fnn_spin(int *spins);   /* one round of a wait: pause, and yield every so often */
+
+/* A helper thread reading rows ahead of a one-thread loop (fnn_fetch.h): where the loop is
+ * (its order index) and whether it has finished. */
+typedef struct {
+    int64_t at;   /* atomic */
+    int done;     /* atomic */
+} fnn_fetch_state;
 static inline int fnn_team_next(fnn_team *tm, int phase)
 {
     return __atomic_fetch_add(&tm->next[phase], 1, __ATOMIC_RELAXED);

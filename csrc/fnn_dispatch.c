@@ -31,6 +31,7 @@ fnn_tuning fnn_tune = {
     FNN_TUNE_PAR_MIN_WORK_CHUNKS,
     FNN_TUNE_QUAD0,
     1,   /* w0pad */
+    FNN_TUNE_FETCH_AHEAD > 0,
 };
 
 void fnn_team_barrier(fnn_team *tm, int rewind)
@@ -46,6 +47,16 @@ void fnn_team_barrier(fnn_team *tm, int rewind)
     for (int i = 0; __atomic_load_n(&tm->gen, __ATOMIC_ACQUIRE) == g; i++) {
         if (i < FNN_TUNE_BARRIER_SPINS) FNN_PAUSE();
         else sched_yield();
+    }
+}
+
+void fnn_spin(int *spins)
+{
+    if (++*spins < FNN_TUNE_BARRIER_SPINS) {
+        FNN_PAUSE();
+    } else {
+        *spins = 0;
+        sched_yield();
     }
 }
 

@@ -25,15 +25,15 @@ static int NAME(train_threads)(const fnn_ws *ws, int nthreads, int worth)
 static double NAME(narrow_part)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_opt *op,
                                 const REAL *x, const REAL *y, const int64_t *order,
                                 int64_t n_order, int64_t start, int64_t s0, int64_t n,
-                                int64_t bs, int acc_mode, int T, double *loss, int64_t *corr,
-                                double *peak)
+                                int64_t bs, int acc_mode, int T, int helper, double *loss,
+                                int64_t *corr, double *peak)
 {
     fnn_opt o = *op;
     int64_t c = 0;
     o.t += s0;   /* the optimiser's step count where the part starts */
     const double t0 = fnn_now();
     *loss += NAME(train_narrow)(net, ws, P, &o, x, y, order, n_order, start + s0 * bs, n, bs,
-                                acc_mode, T, &c);
+                                acc_mode, T, helper, &c);
     *corr += c;
     *peak = NAME(peak_merge)(*peak, ws->xpeak);
     return fnn_now() - t0;
@@ -45,7 +45,7 @@ static double NAME(train_narrow_probed)(const fnn_net *net, fnn_ws *ws, REAL *P,
                                         const fnn_opt *op, const REAL *x, const REAL *y,
                                         const int64_t *order, int64_t n_order, int64_t start,
                                         int64_t nsteps, int64_t bs, int acc_mode, int T,
-                                        int64_t *correct)
+                                        int helper, int64_t *correct)
 {
     const int64_t k = FNN_TUNE_NARROW_PROBE_STEPS;
     double loss = 0, peak = 0;
@@ -60,13 +60,13 @@ static double NAME(train_narrow_probed)(const fnn_net *net, fnn_ws *ws, REAL *P,
              * two ran 1.33x faster, Intel VM) */
             const int64_t w = k / 2;
             NAME(narrow_part)(net, ws, P, op, x, y, order, n_order, start, 0, w, bs, acc_mode,
-                              T, &loss, correct, &peak);
+                              T, 0, &loss, correct, &peak);
             const double shared = NAME(narrow_part)(net, ws, P, op, x, y, order, n_order, start,
-                                                    w, k, bs, acc_mode, T, &loss, correct,
-                                                    &peak);
+                                                    w, k, bs, acc_mode, T, 0, &loss,
+                                                    correct, &peak);
             const double alone = NAME(narrow_part)(net, ws, P, op, x, y, order, n_order, start,
-                                                   w + k, k, bs, acc_mode, 1, &loss, correct,
-                                                   &peak);
+                                                   w + k, k, bs, acc_mode, 1, helper,
+                                                   &loss, correct, &peak);
             ws->narrow_T = alone < shared ? 1 : T;
             ws->narrow_vs = T;
             ws->narrow_at = now;
@@ -75,7 +75,7 @@ static double NAME(train_narrow_probed)(const fnn_net *net, fnn_ws *ws, REAL *P,
         if (ws->narrow_vs == T && ws->narrow_T == 1) T = 1;
     }
     NAME(narrow_part)(net, ws, P, op, x, y, order, n_order, start, s, nsteps - s, bs, acc_mode,
-                      T, &loss, correct, &peak);
+                      T, T == 1 && helper, &loss, correct, &peak);
     ws->xpeak = peak;
     return loss;
 }
@@ -120,8 +120,10 @@ static double NAME(train_run)(const fnn_net *net, fnn_ws *ws, void *Pv, const fn
         ws->nparts = worth ? FNN_PARTS : 1;
         int T = NAME(train_threads)(ws, nthreads, worth);
         T = T < FNN_PARTS ? T : FNN_PARTS;
+        /* one thread on the steps: a second one reads its rows ahead (fnn_fetch.h) */
+        const int helper = fnn_tune.fetch_ahead && T0 > 1;
         return NAME(train_narrow_probed)(net, ws, P, op, x, y, order, n_order, start, nsteps,
-                                         bs, acc_mode, T, correct);
+                                         bs, acc_mode, T, helper, correct);
     }
     /* big enough steps are cut in fixed chunks (same bits for any thread count) that threads
      * take dynamically; smaller ones run whole on one thread */
@@ -189,7 +191,6 @@ static void NAME(predict_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
     const REAL *P = (const REAL *)Pv, *x = (const REAL *)xv;
     REAL *out = (REAL *)outv;
     const int n0 = net->n[0], nL = net->n[net->L];
-    const int64_t take = FNN_TUNE_PREDICT_ROWS_PER_TAKE;
     if (peak) *peak = 0;
     if (N == 1) {
         NAME(forward_one)(net, ws, P, x, 0, out, peak);
@@ -210,7 +211,6 @@ static void NAME(predict_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
     /* per-sample kernels; one parallel region for the whole call, rows handed out in blocks
      * (dynamic: a thread that starts late just takes fewer blocks); each row's nonzero scan
      * also checks it. Each thread uses workspace row t. */
-    const int64_t blocks = (N + take - 1) / take;
     if (T == 1) {
         for (int64_t i = 0; i < N; i++) {
             if (i + 1 < N) NAME(prefetch_row)(x + (i + 1) * n0, n0);
@@ -219,6 +219,7 @@ static void NAME(predict_run)(const fnn_net *net, fnn_ws *ws, const void *Pv, co
         return;
     }
 #ifdef _OPENMP
+    const int64_t take = FNN_TUNE_PREDICT_ROWS_PER_TAKE, blocks = (N + take - 1) / take;
 #pragma omp parallel num_threads(T)
     {
         const int t = omp_get_thread_num();

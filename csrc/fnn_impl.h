@@ -14,6 +14,7 @@
  *   fnn_update.h   optimiser updates of parameter rows
  *   fnn_thin.h     the batched step's thin (output) layers: gradient rows, deltas
  *   fnn_sparse0.h  the batched step's layer-0 update, 4 input rows at a time
+ *   fnn_fetch.h    input rows fetched ahead: prefetches, a second core reading ahead
  *   fnn_narrow.h   the fused per-sample training step (narrow networks)
  *   fnn_gemm.h     matrix products (BLAS, or our AVX-512 sgemm)
  *   fnn_quad.h     the batched layer-0 forward's quads: 4 samples at a time on AVX-512
@@ -76,6 +77,7 @@ typedef REAL VEC_UNALIGNED __attribute__((vector_size(VBYTES), aligned(sizeof(RE
 #include "fnn_update.h"
 #include "fnn_thin.h"
 #include "fnn_sparse0.h"
+#include "fnn_fetch.h"
 #include "fnn_narrow.h"
 #include "fnn_gemm.h"
 #include "fnn_quad.h"

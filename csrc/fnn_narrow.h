@@ -36,14 +36,6 @@ static inline void NAME(split)(int64_t n, int t, int T, int64_t *lo, int64_t *hi
     *hi = n * (t + 1) / T;
 }
 
-/* A row wanted soon, into L2 (prefetcht1, fnn_tuning.h FNN_TUNE_PREFETCH_LOCALITY). */
-static inline void NAME(prefetch_row)(const REAL *p, int n)
-{
-    const char *c = (const char *)p;
-    for (size_t o = 0; o < (size_t)n * sizeof(REAL); o += 64)
-        __builtin_prefetch(c + o, 0, FNN_TUNE_PREFETCH_LOCALITY);
-}
-
 /* Inputs [*i0, *i1) of part p of ws->nparts: the first part rounded to whole vectors of 16
  * values (one part: all of them). */
 static inline void NAME(part_range)(const fnn_ws *ws, int n0, int p, int *i0, int *i1)
@@ -286,13 +278,14 @@ static int64_t NAME(work_per_sample)(const fnn_net *net)
     return w;
 }
 
-/* nsteps steps as thread t of T (team tm when T > 1); thread 0 reports loss and accuracy. */
+/* nsteps steps as thread t of T (team tm when T > 1); thread 0 reports loss and accuracy.
+ * fs (or NULL): where a helper reading rows ahead learns where the loop is (fnn_fetch.h). */
 static void NAME(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, REAL *W0,
                               int64_t ldw0, const fnn_opt *op,
                               const REAL *x, const REAL *y, const int64_t *order,
                               int64_t n_order, int64_t start, int64_t nsteps, int64_t bs,
-                              int acc_mode, int t, int T, fnn_team *tm, double *loss_out,
-                              int64_t *corr_out)
+                              int acc_mode, int t, int T, fnn_team *tm, fnn_fetch_state *fs,
+                              double *loss_out, int64_t *corr_out)
 {
     double loss_sum = 0, peak = 0;
     int64_t corr = 0;
@@ -305,6 +298,7 @@ static void NAME(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, REAL *W0,
         const REAL invB = (REAL)(1.0 / B);
         /* prefetch reach: into the next step's first sample when there is one */
         const int64_t nnext = s + 1 < nsteps ? n_order - lo : B;
+        if (fs) __atomic_store_n(&fs->at, lo, __ATOMIC_RELAXED);
         if (T == 1) {
             NAME(narrow_forward_backward)(net, ws, P, W0, ldw0, x, y, rows, B, nnext, invB,
                                           acc_mode);
@@ -352,7 +346,7 @@ static void NAME(narrow_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, REAL *W0,
 static double NAME(train_narrow)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_opt *op,
                                  const REAL *x, const REAL *y, const int64_t *order,
                                  int64_t n_order, int64_t start, int64_t nsteps, int64_t bs,
-                                 int acc_mode, int T, int64_t *correct)
+                                 int acc_mode, int T, int helper, int64_t *correct)
 {
     double loss_sum = 0;
     int64_t corr = 0;
@@ -368,28 +362,34 @@ static double NAME(train_narrow)(const fnn_net *net, fnn_ws *ws, REAL *P, const 
             memset(W0 + i * ldw0 + n1, 0, sizeof(REAL) * (size_t)(ldw0 - n1));
         }
     }
-    if (T <= 1) {
-        NAME(narrow_loop)(net, ws, P, W0, ldw0, op, x, y, order, n_order, start, nsteps, bs,
-                          acc_mode, 0, 1, NULL, &loss_sum, &corr);
-    } else {
 #ifdef _OPENMP
+    if (T > 1 || helper) {
         fnn_team tm = {0};
-        tm.T = T;
+        fnn_fetch_state fs = {start, 0};
+        const int64_t end = start + nsteps * bs < n_order ? start + nsteps * bs : n_order;
+        tm.T = T = T > 1 ? T : 2;   /* one thread and its helper: 2 */
 #pragma omp parallel num_threads(T)
         {
-            const int nt = omp_get_num_threads();
+            const int nt = omp_get_num_threads(), t = omp_get_thread_num();
             const unsigned fp = fnn_ftz_begin();
-            if (nt == T) {
+            if (helper && t == 1) {
+                NAME(fetch_ahead)(&fs, x, n0, y, net->n[net->L], order, start, end);
+            } else if (nt == T && !helper) {
                 NAME(narrow_loop)(net, ws, P, W0, ldw0, op, x, y, order, n_order, start,
-                                  nsteps, bs, acc_mode, omp_get_thread_num(), T, &tm,
+                                  nsteps, bs, acc_mode, t, T, &tm, NULL, &loss_sum, &corr);
+            } else if (t == 0) {   /* with a helper, or fewer threads than asked */
+                NAME(narrow_loop)(net, ws, P, W0, ldw0, op, x, y, order, n_order, start,
+                                  nsteps, bs, acc_mode, 0, 1, NULL, helper ? &fs : NULL,
                                   &loss_sum, &corr);
-            } else if (omp_get_thread_num() == 0) {   /* got fewer threads than asked */
-                NAME(narrow_loop)(net, ws, P, W0, ldw0, op, x, y, order, n_order, start,
-                                  nsteps, bs, acc_mode, 0, 1, NULL, &loss_sum, &corr);
+                __atomic_store_n(&fs.done, 1, __ATOMIC_RELAXED);
             }
             fnn_ftz_end(fp);
         }
+    } else
 #endif
+    {
+        NAME(narrow_loop)(net, ws, P, W0, ldw0, op, x, y, order, n_order, start, nsteps, bs,
+                          acc_mode, 0, 1, NULL, NULL, &loss_sum, &corr);
     }
     if (pad) {
         for (int i = 0; i < n0; i++)

@@ -65,6 +65,10 @@
  * sharing the machine): 1.13x / 1.11x and 1.19x / 1.16x (median ratio / ratio of medians). */
 #define FNN_TUNE_W0PAD_MAX 64
 
+/* Rows ahead of a one-thread per-sample loop that a second thread reads them (fnn_fetch.h;
+ * 0: no helper). */
+#define FNN_TUNE_FETCH_AHEAD 16
+
 /* 1: layer 0 skips zero inputs (MNIST rows are ~80% zeros). */
 #define FNN_TUNE_SPARSE 1
 

@@ -265,6 +265,32 @@ def test_per_sample_sgd_on_padded_layer0_matches_in_place(dtype, hidden):
     assert_close(p0, ref.params, dtype, "parameters (padded layer 0)")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("opt", ["sgd", "momentum"])
+def test_rows_read_ahead_by_a_second_thread_change_nothing(dtype, opt):
+    """Batch 1 on the per-sample path runs one thread on the steps and, with 2 threads, a
+    second one reading the coming input rows ahead (fnn_fetch.h): the same parameters, bit for
+    bit, as with the helper off and on one thread, fit after fit (the helper must also stop at
+    every call's end, or the next call would hang)."""
+    sizes = (70, 16, 10)
+    x, y = make_data(157, sizes[0], sizes[-1], "mse")
+    results = []
+    old = kernels.get_tuning()
+    try:
+        for helper, n in ((0, 1), (0, 2), (1, 2), (1, 1)):
+            kernels.set_tuning(fetch_ahead=helper)
+            m = build(sizes, "relu", "sigmoid", "mse", OPTIMIZERS[opt](), dtype, "cython")
+            with threads(n):
+                for epoch in range(3):
+                    m.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, batch_size=1, seed=5,
+                          verbose=0)
+            results.append(m.params.copy())
+    finally:
+        kernels.set_tuning(**old)
+    for p in results[1:]:
+        assert np.array_equal(p, results[0]), "the read-ahead helper changed the result"
+
+
 @pytest.mark.parametrize("batch", [64, 33])
 def test_own_avx512_gemm_matches_numpy_and_blas(batch):
     """Widths that are multiples of 32 take our AVX-512 sgemm; row tails (batch 33) too. Same
