@@ -164,16 +164,46 @@ extern fnn_sgemm_t fnn_sgemm;
 extern fnn_dgemm_t fnn_dgemm;
 extern fnn_tuning fnn_tune;
 
+/* Work items of one phase of a step, at most (the batched step's tasks). */
+#define FNN_TEAM_ITEMS (FNN_MAXL * 10)
+
 /* A team of threads working through fixed lists of work items (the batched path): a barrier
  * that spins briefly then yields the CPU (on an oversubscribed machine a spinning waiter would
- * keep its partner off the core), and per-phase work counters the barrier rewinds. */
+ * keep its partner off the core), and per phase either a work counter the barrier rewinds or
+ * each item's claim (the last step that claimed it). */
 typedef struct {
     int T;
     int count, gen;      /* barrier state (atomics) */
     int next[2];         /* next work item of each phase (atomics) */
+    int claim[2][FNN_TEAM_ITEMS];   /* (atomics) */
 } fnn_team;
 void fnn_team_barrier(fnn_team *tm, int rewind);   /* the last arriver zeroes next[rewind] */
 void fnn_spin(int *spins);   /* one round of a wait: pause, and yield every so often */
+static inline int fnn_team_next(fnn_team *tm, int phase)
+{
+    return __atomic_fetch_add(&tm->next[phase], 1, __ATOMIC_RELAXED);
+}
+
+/* Thread tid's next item of a phase of n items in step `step` (>= 1, rising), or n: first its
+ * own ones (tid, tid + T, ...), then any the others have not claimed, from the last back.
+ * Each item is claimed once a step. Why: the same thread then updates the same parameter rows
+ * step after step, and their optimiser state stays in its cache (fnn_tuning.h, after the
+ * task counts). *pos: the thread's place in that sequence, 0 at the start of the phase. */
+static inline int fnn_team_take(fnn_team *tm, int phase, int n, int step, int tid, int *pos)
+{
+    const int T = tm->T, own = (n - tid + T - 1) / T;
+    int *claim = tm->claim[phase];
+    while (*pos < own + n) {
+        const int p = (*pos)++;
+        const int k = p < own ? tid + p * T : n - 1 - (p - own);
+        int v = __atomic_load_n(&claim[k], __ATOMIC_RELAXED);
+        while (v < step)
+            if (__atomic_compare_exchange_n(&claim[k], &v, step, 0, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_RELAXED))
+                return k;
+    }
+    return n;
+}
 
 /* A helper thread reading rows ahead of a one-thread loop (fnn_fetch.h): where the loop is
  * (its order index) and whether it has finished. */
@@ -181,10 +211,6 @@ typedef struct {
     int64_t at;   /* atomic */
     int done;     /* atomic */
 } fnn_fetch_state;
-static inline int fnn_team_next(fnn_team *tm, int phase)
-{
-    return __atomic_fetch_add(&tm->next[phase], 1, __ATOMIC_RELAXED);
-}
 
 /* Subnormal floats are flushed to zero (FTZ) and read as zero (DAZ) while the kernels run, on
  * every thread that runs them, which saves and restores its own control register. Optimiser

@@ -5,7 +5,7 @@
  * followed by the optimiser update of those rows. The plan (chunks and tasks) is fixed by the
  * network and the batch size, never by the thread count, and a task only reads the whole
  * batch's deltas and writes its own rows: any number of threads gives the same bits. Threads
- * (a fnn_team) take chunks and tasks dynamically.
+ * (a fnn_team) take chunks and tasks dynamically, their own ones first (fnn.h fnn_team_take).
  *
  * Glossary: task (l, c, r0, r1): rows [r0, r1) of layer l's parameters, the c-th task of that
  * layer (rows < n[l]: weights of input unit i; row n[l]: the bias); w1, the end of its weight
@@ -14,7 +14,7 @@
  */
 
 /* Room for every layer's weight tasks (at most the largest FNN_TUNE_TASKS_*) and its bias. */
-#define FNN_MAX_TASKS (FNN_MAXL * 10)
+#define FNN_MAX_TASKS FNN_TEAM_ITEMS
 /* layer 0's tasks keep B * S0_G values each in cscx, which holds B * nzld >= B * 32 */
 #if FNN_TUNE_TASKS_SPARSE0 * S0_G > 32
 #error "FNN_TUNE_TASKS_SPARSE0: the tasks' coefficients outgrow cscx"
@@ -178,6 +178,13 @@ static inline int NAME(next_item)(fnn_team *tm, int phase, int item)
     return tm ? fnn_team_next(tm, phase) : item + 1;
 }
 
+/* Step s's next item of a phase of n for thread tid: its own first (fnn.h fnn_team_take), or
+ * in order on one thread (*pos counts). */
+static inline int NAME(take_item)(fnn_team *tm, int phase, int n, int64_t s, int tid, int *pos)
+{
+    return tm ? fnn_team_take(tm, phase, n, (int)(s + 1), tid, pos) : (*pos)++;
+}
+
 static void NAME(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_opt *op,
                              const REAL *x, const REAL *y, const int64_t *order, int64_t n_order,
                              int64_t start, int64_t nsteps, int64_t bs, int acc_mode,
@@ -199,13 +206,15 @@ static void NAME(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_
             n_tasks = NAME(batch_plan)(net, B, chunked, &n_chunks, tasks, FNN_MAX_TASKS);
             B_planned = B;
         }
-        for (int c = NAME(next_item)(tm, 0, -1); c < n_chunks; c = NAME(next_item)(tm, 0, c)) {
+        int pos = 0;
+        for (int c = NAME(take_item)(tm, 0, n_chunks, s, tid, &pos); c < n_chunks;
+             c = NAME(take_item)(tm, 0, n_chunks, s, tid, &pos)) {
             int64_t b0, b1;
             NAME(split)(B, c, n_chunks, &b0, &b1);
             NAME(batch_forward_backward)(net, ws, P, x, y, rows, (int)b0, (int)b1, B,
                                          (REAL)(1.0 / B), acc_mode, sparse0);
         }
-        if (tm) fnn_team_barrier(tm, 0);
+        if (tm) fnn_team_barrier(tm, -1);
         NAME(opt_scalars_init)(&o, op, op->t + s + 1);
         if (tid == 0) {
             for (int b = 0; b < B; b++) {
@@ -214,9 +223,11 @@ static void NAME(batch_loop)(const fnn_net *net, fnn_ws *ws, REAL *P, const fnn_
                 peak = NAME(peak_merge)(peak, ws->xpkb[b]);
             }
         }
-        for (int k = NAME(next_item)(tm, 1, -1); k < n_tasks; k = NAME(next_item)(tm, 1, k))
+        pos = 0;
+        for (int k = NAME(take_item)(tm, 1, n_tasks, s, tid, &pos); k < n_tasks;
+             k = NAME(take_item)(tm, 1, n_tasks, s, tid, &pos))
             NAME(batch_update_task)(net, ws, P, x, rows, B, &o, tid, sparse0, &tasks[k]);
-        if (tm) fnn_team_barrier(tm, 1);
+        if (tm) fnn_team_barrier(tm, -1);
     }
     if (tid == 0) {
         *loss_out = loss_sum;

@@ -66,7 +66,9 @@
 #define FNN_TUNE_W0PAD_MAX 64
 
 /* Rows ahead of a one-thread per-sample loop that a second thread reads them (fnn_fetch.h;
- * 0: no helper). */
+ * 0: no helper). digits-16 b1, Intel Xeon VM, x evicted before each fit call (600 MB touched),
+ * builds taking turns: none 1.04-1.05M samples/s, 4 rows 1.03-1.09M, 16 1.12-1.13M, 64
+ * 1.09-1.11M; in fastnn bench (engines taking turns) 1.00-1.03M -> 1.10-1.13M. */
 #define FNN_TUNE_FETCH_AHEAD 16
 
 /* 1: layer 0 skips zero inputs (MNIST rows are ~80% zeros). */
@@ -182,6 +184,13 @@
 #define FNN_TUNE_TASKS_SPARSE0 8
 #define FNN_TUNE_TASKS_ROWS 4
 #define FNN_TUNE_TASKS_GEMM 2
+
+/* Threads take a step's chunks and tasks own ones first (thread t: items t, t + T, ...), then
+ * steal the rest (fnn.h fnn_team_take), where they took them from a shared counter before: a
+ * task's rows (and their optimiser state) changed cores between steps. Intel Xeon VM, 2
+ * threads, builds taking turns: wide-512 b256 1.01x (per-sample CPU time of the layer-0
+ * update 3.21 -> 3.00 us, of layer 1's 0.74 -> 0.64 us; one thread: 2.46 and 0.30 us),
+ * mlp-128 b64 1.06x (480k -> 510k samples/s), 784-256-10 b128 a tie. */
 
 /* predict: a call wakes its threads for itself (training wakes them once per fit call), so
  * it takes FNN_TUNE_PREDICT_PAR_FACTOR times the training threshold (3.2M MACs, about the
