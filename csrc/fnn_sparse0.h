@@ -17,7 +17,9 @@
 
 /* Prefetching the next group's rows of W and the optimiser state (write intent) while this
  * group sums was a tie on mlp-128 and wide-512 (Zen 4, 2 threads, both ways round), and
- * slower on the Intel Xeon VM (784-256-10 b128 epoch 0.175 -> 0.192 s, into L2 or L1). */
+ * slower on the Intel Xeon VM (784-256-10 b128 epoch 0.175 -> 0.192 s, into L2 or L1).
+ * Prefetching the listed samples' delta rows 8 or 16 samples ahead (as the quad tiles do W's
+ * rows, fnn_quad.h FNN_Q0_PF): a tie there on wide-512 and 784-256-10. */
 #define S0_G 4   /* = the group of ws->nzg bits (fnn_vec.h nonzeros_core) */
 #if S0_G != 4
 #error "S0_G: s0_list reads the groups of 4 inputs that nonzeros_core marks"
