@@ -11,6 +11,17 @@
 #include "fnn.h"
 #include "fnn_tuning.h"
 
+/* Fetch a line this core is about to write (PREFETCHW where the ISA has it, else nothing).
+ * Why: a parameter row, activation or delta the other core read since this one last wrote
+ * it is shared; the store must first invalidate the other copy, and the core's stores queue
+ * behind that round trip. Fetched ahead with write intent, the invalidation overlaps work. A
+ * read prefetch does not do it (fnn_sparse0.h). */
+#if defined(__PRFCHW__)
+#define FNN_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
+#else
+#define FNN_PREFETCH_W(p) ((void)(p))
+#endif
+
 /* Wall seconds (the per-sample path's thread probe; it only runs with OpenMP threads). */
 static inline double fnn_now(void)
 {

@@ -15,9 +15,12 @@
  * last group may be short).
  */
 
-/* Prefetching the next group's rows of W and the optimiser state (write intent) while this
- * group sums was a tie on mlp-128 and wide-512 (Zen 4, 2 threads, both ways round), and
- * slower on the Intel Xeon VM (784-256-10 b128 epoch 0.175 -> 0.192 s, into L2 or L1).
+/* Each block fetches the P lines it will write with write intent before it sums
+ * (fnn_isa_common.h FNN_PREFETCH_W; measured in fnn_tuning.h FNN_TUNE_PARAMS_AHEAD). Before
+ * that, read prefetches (the build then had no PREFETCHW, so "write intent" compiled to
+ * prefetcht0) of the next group's rows of W and the optimiser state were a tie on mlp-128 and
+ * wide-512 (Zen 4, 2 threads, both ways round), and slower on the Intel Xeon VM (784-256-10
+ * b128 epoch 0.175 -> 0.192 s, into L2 or L1).
  * Prefetching the listed samples' delta rows 8 or 16 samples ahead (as the quad tiles do W's
  * rows, fnn_quad.h FNN_Q0_PF): a tie there on wide-512 and 784-256-10. */
 #define S0_G 4   /* = the group of ws->nzg bits (fnn_vec.h nonzeros_core) */
@@ -41,6 +44,9 @@ FNN_ALWAYS_INLINE void NAME(s0_update_block)(int nv, int t, const NAME(opt_scala
     VEC acc[S0_G][S0_V];
     for (int r = 0; r < S0_G; r++)
         for (int v = 0; v < S0_V; v++) acc[r][v] = NAME(splat)(0);
+    for (int r = 0; r < pr; r++)   /* the rows it writes, owned by the time the sums end */
+        for (int v = 0; v < nv; v++)
+            FNN_PREFETCH_W(P + woff + (int64_t)(i + r) * nout + j + v * LANES);
     for (int q = 0; q < ns; q++) {
         const int b = list[q];
         const REAL *d = D + (int64_t)b * ldd + j;

@@ -164,6 +164,13 @@
  * tie with 1. */
 #define FNN_TUNE_S0_COEF_AHEAD 1
 
+/* How far ahead (values) update_params fetches the parameter lines it will write, with write
+ * intent (fnn_isa_common.h FNN_PREFETCH_W): the other core read them in the forward pass.
+ * Intel Xeon VM, 2 threads, builds taking turns: wide-512 b256 1.03-1.04x (128, 256 and 512
+ * alike); together with the layer-0 update's rows (fnn_sparse0.h) 1.07x, mlp-128 b64 1.09x,
+ * the time-to-98% recipe's epoch (784-256-10 b128) 0.130 -> 0.116 s; 1 thread a tie. */
+#define FNN_TUNE_PARAMS_AHEAD 256
+
 /* Update tasks per layer of a chunked step: one per FNN_TUNE_TASK_WORK MACs of the layer's
  * gradient, at most ..._SPARSE0 for the sparse layer 0 (uneven rows: more, smaller tasks
  * balance better), ..._ROWS for per-row kernels and ..._GEMM for gemm layers (each gemm task

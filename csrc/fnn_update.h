@@ -87,8 +87,9 @@ FNN_ALWAYS_INLINE void NAME(update_lanes)(int whole, const NAME(opt_scalars) *o,
 }
 
 /* One optimiser step on params[off : off+n] with gradient g[0:n] (decay: add wd * p first).
- * Prefetching P, M and g 1 KB ahead was a tie on wide-512 (Zen 4, 2 threads, both ways
- * round): the hardware prefetchers follow these streams. */
+ * P's lines are fetched ahead with write intent (FNN_TUNE_PARAMS_AHEAD). Read prefetches of
+ * P, M and g 1 KB ahead were a tie on wide-512 (Zen 4, 2 threads, both ways round): the
+ * hardware prefetchers follow these streams; what they do not do is ask for ownership. */
 static void NAME(update_params)(REAL *restrict params, int64_t off, const REAL *restrict g,
                                 int64_t n, const NAME(opt_scalars) *o, int decay)
 {
@@ -98,8 +99,11 @@ static void NAME(update_params)(REAL *restrict params, int64_t off, const REAL *
     const REAL wd = decay ? o->wd : (REAL)0;
     const int use_wd = wd != 0;
     int64_t j = 0;
-    for (; j + LANES <= n; j += LANES)
+    for (; j + LANES <= n; j += LANES) {
+        if (j % (64 / sizeof(REAL)) == 0 && j + FNN_TUNE_PARAMS_AHEAD < n)
+            FNN_PREFETCH_W(P + j + FNN_TUNE_PARAMS_AHEAD);
         NAME(update_lanes)(1, o, P, M, V2, j, NAME(ld)(g + j), LANES, use_wd, wd);
+    }
     if (j < n) {
         const int t = (int)(n - j);
         NAME(update_lanes)(0, o, P, M, V2, j, NAME(ldn)(g + j, t), t, use_wd, wd);
