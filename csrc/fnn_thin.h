@@ -15,6 +15,11 @@
  */
 
 #define TG_R 16   /* accumulators: TG_R rows x 1 vector or TG_R / 2 rows x 2 */
+/* Samples ahead of the one it sums from which the gradient fetches its coefficients' line:
+ * lines lda apart (2 KB and more), which the hardware prefetchers miss. Intel Xeon VM, 2
+ * threads, builds taking turns: wide-512 b256 1.01x (8 and 24 alike; perf: the 512 x 10
+ * layer's gradient 2.45% -> 1.81% of the step). */
+#define TG_PF 16
 
 static inline int NAME(is_thin)(int n)
 {
@@ -35,6 +40,7 @@ FNN_ALWAYS_INLINE void NAME(thin_grad_block)(int nv, int full, int pr, int n, co
     for (int b = 0; b < B; b++) {
         const REAL *d = D + (int64_t)b * ldd;
         const REAL *a = A + (int64_t)b * lda + i;
+        __builtin_prefetch(a + TG_PF * lda, 0, 3);
         REAL part[TG_R] = {0};   /* a short block's coefficients (no read past row i + pr) */
         if (!full) memcpy(part, a, sizeof(REAL) * (size_t)pr);
         const REAL *c = full ? a : part;
