@@ -142,6 +142,8 @@ static void NAME(batch_forward_rows)(const fnn_net *net, fnn_ws *ws, const REAL 
             if (NAME(use_gemm)(net, l, B)) {
                 NAME(gemm_rm)('N', 'N', nb, nout, nin, A + (int64_t)b0 * lda, lda, W, nout,
                               Z + (int64_t)b0 * ldz, ldz);
+            } else if (NAME(is_thin)(nout)) {   /* fnn_thin.h */
+                NAME(thin_forward)(Z, ldz, W, nin, nout, A, lda, b0, b1, !to_out);
             } else {
                 for (int b = b0; b < b1; b++)
                     NAME(weighted_rows)(Z + (int64_t)b * ldz, nout, W, nout,

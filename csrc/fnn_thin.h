@@ -117,3 +117,74 @@ static void NAME(thin_deltas)(REAL *Dl, int ldl, const REAL *W, int nin, int nou
         }
     }
 }
+
+/* Z[b, 0:nout] = sum_i A[b, i] * W[i, :] for rows [b0, b1) (nout thin): TF_S samples at a
+ * time, each W row loaded once for all of them. Each sample's sums are weighted_rows' own
+ * (fnn_rows.h rows_block1 and rows_block2: the same chains, terms and order), so a row's
+ * outputs are the same bits whichever path or batch computes them. Why: row by row, each
+ * input loads its W row (often across two lines) and broadcasts one coefficient for one
+ * multiply-add; here one W row feeds TF_S. */
+#define TF_S 4
+FNN_ALWAYS_INLINE void NAME(thin_forward_rows)(int s, REAL *Z, int64_t ldz, const REAL *W,
+                                               int nin, int nout, const REAL *A, int64_t lda,
+                                               int zfull)
+{
+    if (nout <= LANES) {   /* rows_block1: chains k mod 4, the rest into chain 0 */
+        VEC a[TF_S][4];
+        for (int r = 0; r < s; r++) a[r][0] = a[r][1] = a[r][2] = a[r][3] = NAME(splat)(0);
+        int k = 0;
+        for (; k + 4 <= nin; k += 4)
+            for (int q = 0; q < 4; q++) {
+                const VEC w = NAME(ldn)(W + (int64_t)(k + q) * nout, nout);
+                for (int r = 0; r < s; r++) a[r][q] += A[r * lda + k + q] * w;
+            }
+        for (; k < nin; k++) {
+            const VEC w = NAME(ldn)(W + (int64_t)k * nout, nout);
+            for (int r = 0; r < s; r++) a[r][0] += A[r * lda + k] * w;
+        }
+        for (int r = 0; r < s; r++)
+            NAME(store_tail)(Z + r * ldz, (a[r][0] + a[r][1]) + (a[r][2] + a[r][3]), nout,
+                             zfull);
+        return;
+    }
+    const int t = nout - LANES;   /* rows_block2: chains k mod 2, the rest into chain 0 */
+    VEC a[TF_S][2], b[TF_S][2];
+    for (int r = 0; r < s; r++) a[r][0] = a[r][1] = b[r][0] = b[r][1] = NAME(splat)(0);
+    int k = 0;
+    for (; k + 2 <= nin; k += 2) {
+        const REAL *w = W + (int64_t)k * nout, *u = w + nout;
+        const VEC w0 = NAME(ld)(w), w1 = NAME(ldn)(w + LANES, t);
+        const VEC u0 = NAME(ld)(u), u1 = NAME(ldn)(u + LANES, t);
+        for (int r = 0; r < s; r++) {
+            const REAL ck = A[r * lda + k], ck1 = A[r * lda + k + 1];
+            a[r][0] += ck * w0;
+            a[r][1] += ck * w1;
+            b[r][0] += ck1 * u0;
+            b[r][1] += ck1 * u1;
+        }
+    }
+    for (; k < nin; k++) {
+        const REAL *w = W + (int64_t)k * nout;
+        const VEC w0 = NAME(ld)(w), w1 = NAME(ldn)(w + LANES, t);
+        for (int r = 0; r < s; r++) {
+            a[r][0] += A[r * lda + k] * w0;
+            a[r][1] += A[r * lda + k] * w1;
+        }
+    }
+    for (int r = 0; r < s; r++) {
+        NAME(st)(Z + r * ldz, a[r][0] + b[r][0]);
+        NAME(store_tail)(Z + r * ldz + LANES, a[r][1] + b[r][1], t, zfull);
+    }
+}
+
+static void NAME(thin_forward)(REAL *Z, int64_t ldz, const REAL *W, int nin, int nout,
+                               const REAL *A, int64_t lda, int b0, int b1, int zfull)
+{
+    int b = b0;
+    for (; b + TF_S <= b1; b += TF_S)
+        NAME(thin_forward_rows)(TF_S, Z + (int64_t)b * ldz, ldz, W, nin, nout,
+                                A + (int64_t)b * lda, lda, zfull);
+    for (; b < b1; b++)
+        NAME(thin_forward_rows)(1, Z + (int64_t)b * ldz, ldz, W, nin, nout,
+                                A + (int64_t)b * lda, lda, zfull);
+}
