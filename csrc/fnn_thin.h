@@ -92,27 +92,32 @@ static void NAME(thin_grad_rows)(const REAL *A, int64_t lda, const REAL *D, int 
 }
 
 /* Dl[b, i] = sum_j D[b, j] * W[i, j] for rows [b0, b1) (W: nin x nout, nout thin): a tile of
- * W transposed once, then per sample its LANES-input blocks of the tile, each one chain of nout
- * multiply-adds (j ascending), the blocks independent of each other. */
-#define TD_TILE 256   /* inputs per transposed tile: 32 KB */
+ * TD_V vectors of inputs of W transposed once, then per sample the tile's TD_V sums at once
+ * (TD_V accumulators, each a chain of nout multiply-adds, j ascending; one broadcast of D[b, j]
+ * per j feeds all of them). */
+#define TD_V 16
+#define TD_TILE (TD_V * LANES)
 static void NAME(thin_deltas)(REAL *Dl, int ldl, const REAL *W, int nin, int nout,
                               const REAL *D, int ldd, int b0, int b1)
 {
     REAL wt[2 * LANES][TD_TILE] __attribute__((aligned(64)));   /* wt[j][r] = W[i0 + r, j] */
     for (int i0 = 0; i0 < nin; i0 += TD_TILE) {
         const int ni = nin - i0 < TD_TILE ? nin - i0 : TD_TILE;
-        const int nb = (ni + LANES - 1) / LANES;
-        for (int r = 0; r < nb * LANES; r++)
+        for (int r = 0; r < TD_TILE; r++)
             for (int j = 0; j < nout; j++)
                 wt[j][r] = r < ni ? W[(int64_t)(i0 + r) * nout + j] : (REAL)0;
         for (int b = b0; b < b1; b++) {
             const REAL *d = D + (int64_t)b * ldd;
             REAL *out = Dl + (int64_t)b * ldl + i0;
-            for (int k = 0; k < nb; k++) {
-                VEC acc = NAME(splat)(0);
-                for (int j = 0; j < nout; j++) acc += d[j] * NAME(ld)(&wt[j][k * LANES]);
+            VEC acc[TD_V];
+            for (int k = 0; k < TD_V; k++) acc[k] = NAME(splat)(0);
+            for (int j = 0; j < nout; j++) {
+                const REAL dj = d[j];
+                for (int k = 0; k < TD_V; k++) acc[k] += dj * NAME(ld)(&wt[j][k * LANES]);
+            }
+            for (int k = 0; k * LANES < ni; k++) {
                 const int t = ni - k * LANES < LANES ? ni - k * LANES : LANES;
-                NAME(stn)(out + k * LANES, acc, t);
+                NAME(stn)(out + k * LANES, acc[k], t);
             }
         }
     }
