@@ -14,17 +14,21 @@ static int NAME(use_gemm)(const fnn_net *net, int l, int B)
 }
 
 #if IS_F32 && VBYTES == 64 && defined(__AVX512F__)
-/* 128 KB of stack for the packed panel (threads get 8 MB on glibc). 512 sent the 1024-wide
- * layers' forward and deltas (k = 1024) to OpenBLAS, which re-packed the whole weight matrix
- * for every 64-sample chunk: width-1024 b128 1.25-1.32x faster with 1024 (Zen 4, 2 threads,
- * both ways round, 5 rounds each). */
-#define FNN_XGEMM_KMAX 1024
+/* Inner dimension per packed panel: KC x 32 floats (32 KB, on the stack) stay in L1 while
+ * every 8-row block of A runs over them; the blocks' sums go on from C for the next KC (the
+ * same sums in the same order, stored and reloaded exactly). A whole-k panel (k = 512: 64 KB,
+ * out of L1) was streamed from L2 once per 8 rows: standalone, 128x512x512 hot 332 -> 310 us
+ * (209 -> 224 GFLOP/s), with W transposed 340 -> 321 us; training (Intel Xeon VM, 2 threads,
+ * builds taking turns) wide-512 b256 1.02x, width-1024 b128 1.045x (k = 1024 was one 128 KB
+ * panel); 128 and 384 no better than 256. */
+#define FNN_XGEMM_KC 256
 /* AVX-512 sgemm for row-major C (m x n) = op(A) (m x k) op(B) (k x n), n a multiple of 32:
  * scipy's OpenBLAS runs its AVX2 (Haswell) kernel on AVX-512 machines. op(B) is packed in
- * k x 32 panels (on the stack: k <= FNN_XGEMM_KMAX); 8 x 32 blocks of C accumulate in 16
- * registers over the whole k (each C element: one sum in k order, whatever m, n or the
- * caller's row split). ta: A stored transposed (element (i, p) at A[p * lda + i]); tb: same
- * for B. */
+ * KC x 32 panels; 8 x 32 blocks of C accumulate in 16 registers (each C element: one sum in k
+ * order, whatever m, n or the caller's row split). ta: A stored transposed (element (i, p) at
+ * A[p * lda + i]); tb: same for B. Any k: OpenBLAS on the 1024-wide layers' forward and
+ * deltas re-packed the whole weight matrix for every 64-sample chunk (width-1024 b128
+ * 1.25-1.32x slower than ours, Zen 4, 2 threads, both ways round). */
 /* r[i] (row i of a 16 x 16 block) becomes column i, in registers: pairs of floats, pairs of
  * pairs, then 128-bit lanes, interleaved. */
 static inline void NAME(transpose16)(__m512 r[16])
@@ -83,14 +87,29 @@ static inline void NAME(xgemm_pack)(int tb, int k, const float *restrict Bm, int
         for (int jj = 0; jj < 32; jj++) pk[p * 32 + jj] = Bm[(int64_t)(j0 + jj) * ldb + p];
 }
 
-/* C rows [i0, i0 + 8) x the panel's 32 columns: 16 accumulators over the whole k.
- * rs, ps: the strides of A(i, p) along i and along p. */
+/* C rows [i0, i0 + 8) x the panel's 32 columns: 16 accumulators over the panel's k (more:
+ * going on from the sums in C). rs, ps: the strides of A(i, p) along i and along p. */
 static inline void NAME(xgemm_block8)(int k, const float *restrict a, int64_t rs, int64_t ps,
-                                      const float *restrict pk, float *restrict c, int ldc)
+                                      const float *restrict pk, float *restrict c, int ldc,
+                                      int more)
 {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
            c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00,
            c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    if (more) {
+#define FNN_XGEMM_LOAD(r, x0, x1)                                                               \
+        x0 = _mm512_loadu_ps(c + (r) * ldc);                                                    \
+        x1 = _mm512_loadu_ps(c + (r) * ldc + 16);
+        FNN_XGEMM_LOAD(0, c00, c01)
+        FNN_XGEMM_LOAD(1, c10, c11)
+        FNN_XGEMM_LOAD(2, c20, c21)
+        FNN_XGEMM_LOAD(3, c30, c31)
+        FNN_XGEMM_LOAD(4, c40, c41)
+        FNN_XGEMM_LOAD(5, c50, c51)
+        FNN_XGEMM_LOAD(6, c60, c61)
+        FNN_XGEMM_LOAD(7, c70, c71)
+#undef FNN_XGEMM_LOAD
+    }
     for (int p = 0; p < k; p++, a += ps) {
         const __m512 b0 = _mm512_load_ps(pk + p * 32);
         const __m512 b1 = _mm512_load_ps(pk + p * 32 + 16);
@@ -122,23 +141,29 @@ static inline void NAME(xgemm_block8)(int k, const float *restrict a, int64_t rs
 static void NAME(xgemm)(int ta, int tb, int m, int n, int k, const float *restrict A, int lda,
                         const float *restrict Bm, int ldb, float *restrict C, int ldc)
 {
-    float pk[FNN_XGEMM_KMAX * 32] __attribute__((aligned(64)));
+    float pk[FNN_XGEMM_KC * 32] __attribute__((aligned(64)));
     const int64_t rs = ta ? 1 : lda, ps = ta ? lda : 1;   /* A(i, p) strides */
     for (int j0 = 0; j0 < n; j0 += 32) {
-        NAME(xgemm_pack)(tb, k, Bm, ldb, j0, pk);
-        int i0 = 0;
-        for (; i0 + 8 <= m; i0 += 8)
-            NAME(xgemm_block8)(k, A + (int64_t)i0 * rs, rs, ps, pk, C + (int64_t)i0 * ldc + j0,
-                               ldc);
-        for (; i0 < m; i0++) {   /* row tail: the same sums, one row at a time */
-            __m512 x0 = _mm512_setzero_ps(), x1 = x0;
-            for (int p = 0; p < k; p++) {
-                const __m512 av = _mm512_set1_ps(A[(int64_t)i0 * rs + (int64_t)p * ps]);
-                x0 = _mm512_fmadd_ps(av, _mm512_load_ps(pk + p * 32), x0);
-                x1 = _mm512_fmadd_ps(av, _mm512_load_ps(pk + p * 32 + 16), x1);
+        for (int p0 = 0; p0 < k; p0 += FNN_XGEMM_KC) {
+            const int kc = k - p0 < FNN_XGEMM_KC ? k - p0 : FNN_XGEMM_KC, more = p0 > 0;
+            NAME(xgemm_pack)(tb, kc, Bm + (tb ? p0 : (int64_t)p0 * ldb), ldb, j0, pk);
+            const float *Ap = A + p0 * ps;
+            int i0 = 0;
+            for (; i0 + 8 <= m; i0 += 8)
+                NAME(xgemm_block8)(kc, Ap + (int64_t)i0 * rs, rs, ps, pk,
+                                   C + (int64_t)i0 * ldc + j0, ldc, more);
+            for (; i0 < m; i0++) {   /* row tail: the same sums, one row at a time */
+                float *c = C + (int64_t)i0 * ldc + j0;
+                __m512 x0 = more ? _mm512_loadu_ps(c) : _mm512_setzero_ps();
+                __m512 x1 = more ? _mm512_loadu_ps(c + 16) : _mm512_setzero_ps();
+                for (int p = 0; p < kc; p++) {
+                    const __m512 av = _mm512_set1_ps(Ap[(int64_t)i0 * rs + (int64_t)p * ps]);
+                    x0 = _mm512_fmadd_ps(av, _mm512_load_ps(pk + p * 32), x0);
+                    x1 = _mm512_fmadd_ps(av, _mm512_load_ps(pk + p * 32 + 16), x1);
+                }
+                _mm512_storeu_ps(c, x0);
+                _mm512_storeu_ps(c + 16, x1);
             }
-            _mm512_storeu_ps(C + (int64_t)i0 * ldc + j0, x0);
-            _mm512_storeu_ps(C + (int64_t)i0 * ldc + j0 + 16, x1);
         }
     }
 }
@@ -149,7 +174,7 @@ static void NAME(gemm_rm)(char ta, char tb, int m, int n, int k, const REAL *A, 
                           const REAL *Bm, int ldb, REAL *C, int ldc)
 {
 #if IS_F32 && VBYTES == 64 && defined(__AVX512F__)
-    if (fnn_tune.own_gemm && n % 32 == 0 && k <= FNN_XGEMM_KMAX) {
+    if (fnn_tune.own_gemm && n % 32 == 0) {
         NAME(xgemm)(ta == 'T', tb == 'T', m, n, k, A, lda, Bm, ldb, C, ldc);
         return;
     }

@@ -291,14 +291,15 @@ def test_rows_read_ahead_by_a_second_thread_change_nothing(dtype, opt):
         assert np.array_equal(p, results[0]), "the read-ahead helper changed the result"
 
 
-@pytest.mark.parametrize("batch", [64, 33])
+@pytest.mark.parametrize("batch", [64, 33, 300])
 def test_own_avx512_gemm_matches_numpy_and_blas(batch):
-    """Widths that are multiples of 32 take our AVX-512 sgemm; row tails (batch 33) too. Same
-    numbers as numpy and as the BLAS route."""
+    """Widths that are multiples of 32 take our AVX-512 sgemm; row tails (batch 33) too, and
+    inner dimensions past one packed panel (288 and 320 units; batch 300 for the gradient),
+    not a multiple of it. Same numbers as numpy and as the BLAS route."""
     if "avx512" not in ISAS or kernels.isa() != "avx512":
         pytest.skip("no AVX-512 kernels on this CPU/build: the own-gemm path would not run")
     assert kernels.get_tuning()["own_gemm"] == 1
-    sizes = (70, 64, 96, 32, 10)
+    sizes = (70, 64, 288, 320, 32, 10)
     x, _, ((ref, _), (mod, _)) = train_pair("cython", sizes, "relu", "softmax", "cross_entropy",
                                             "momentum", "float32", 330, batch, 1)
     assert_close(mod.params, ref.params, "float32", "parameters (own gemm)")
