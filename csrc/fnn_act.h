@@ -35,37 +35,39 @@ static void NAME(act_fwd)(int code, REAL *restrict z, int n)
     }
 }
 
-/* z = act(z + b) */
+/* z = act(z + b). float32 sigmoid and softmax (up to one vector) use the vector exp, the
+ * row's last vector masked: the same values for a row whatever its padding, so a sample
+ * predicted alone (per-sample kernels, padded rows) and in a batch (rows of the output
+ * array) get the same bits; libm's expf on one path and the vector exp on the other differed
+ * by up to 6e-8. */
 static inline void NAME(bias_act)(int code, REAL *restrict z, const REAL *restrict b, int n)
-{
-    for (int j = 0; j < n; j++) z[j] += b[j];
-    NAME(act_fwd)(code, z, n);
-}
-
-/* The same on a row padded to whole vectors (padding lanes are scratch). */
-static inline void NAME(bias_act_pad)(int code, REAL *restrict z, const REAL *restrict b, int n)
 {
 #if IS_F32
     if (code == FNN_SIGMOID) {
-        for (int j = 0; j < n; j += LANES) {
-            const int t = n - j < LANES ? n - j : LANES;
-            const VEC v = NAME(ld)(z + j) + NAME(ldn)(b + j, t);
+        int j = 0;
+        for (; j + LANES <= n; j += LANES) {
+            const VEC v = NAME(ld)(z + j) + NAME(ld)(b + j);
             NAME(st)(z + j, (REAL)1 / ((REAL)1 + NAME(vexp)(-v)));
+        }
+        if (j < n) {
+            const VEC v = NAME(ldn)(z + j, n - j) + NAME(ldn)(b + j, n - j);
+            NAME(stn)(z + j, (REAL)1 / ((REAL)1 + NAME(vexp)(-v)), n - j);
         }
         return;
     }
     if (code == FNN_SOFTMAX && n <= LANES) {
-        VEC v = NAME(ld)(z) + NAME(ldn)(b, n);
+        VEC v = NAME(ldn)(z, n) + NAME(ldn)(b, n);
         REAL mx = v[0];
         for (int j = 1; j < n; j++) mx = v[j] > mx ? v[j] : mx;
         VEC e = NAME(vexp)(v - mx);
         REAL s = 0;
         for (int j = 0; j < n; j++) s += e[j];
-        NAME(st)(z, e / s);
+        NAME(stn)(z, e / s, n);
         return;
     }
 #endif
-    NAME(bias_act)(code, z, b, n);
+    for (int j = 0; j < n; j++) z[j] += b[j];
+    NAME(act_fwd)(code, z, n);
 }
 
 /* d *= f'(a), in terms of the outputs a */

@@ -58,13 +58,13 @@ static inline int32_t *NAME(part_nzi)(fnn_ws *ws, int n0, int b, int p)
  * activation applied here); returns the output row (a[L] row b). */
 static REAL *NAME(forward_dense)(const fnn_net *net, fnn_ws *ws, const REAL *P, int b, REAL *z)
 {
-    NAME(bias_act_pad)(net->act[0], z, P + net->boff[0], net->n[1]);
+    NAME(bias_act)(net->act[0], z, P + net->boff[0], net->n[1]);
     for (int l = 1; l < net->L; l++) {
         const REAL *a = z;
         z = NAME(arow)(ws, l + 1, b);
         NAME(weighted_rows)(z, net->n[l + 1], P + net->woff[l], net->n[l + 1], a, 1, net->n[l],
                             1);
-        NAME(bias_act_pad)(net->act[l], z, P + net->boff[l], net->n[l + 1]);
+        NAME(bias_act)(net->act[l], z, P + net->boff[l], net->n[l + 1]);
     }
     return z;
 }
