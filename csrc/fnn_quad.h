@@ -15,7 +15,11 @@
  * 304), W's 4 rows x 4 vectors held in registers and each listed sample's sums loaded, updated
  * and stored: same bits, 0.98-1.02x, and 0.97x in a slow phase (4 or 2 vectors wide, with or
  * without the next group's rows prefetched); per 128-row chunk, ~460 us against ~285 us of
- * multiply-adds. */
+ * multiply-adds. So was regrouping the chunk by input (CSC) with every sample's sums in an
+ * L1 tile (each W tile loaded once a chunk, no zero terms: ~150 terms a sample against the
+ * quads' 268; same bits): 1 thread 16.3% of wide-512's step either way, 2 threads 0.98x
+ * (Intel Xeon VM): each term loads, updates and stores its 4 sum vectors, and the 512-bit
+ * stores bind at one a cycle. */
 #define Q0_S 4
 #if VBYTES == 64 && defined(__AVX512F__)
 #define Q0_ON 1
