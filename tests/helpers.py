@@ -84,3 +84,16 @@ def assert_missing_module_names_extra(module, extra):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode != 0 and run.stdout == "core ok\n"
     assert "ImportError" in run.stderr and f"fastnn[{extra}]" in run.stderr
+
+
+def available_isas(kernels):
+    """The SIMD builds of fastnn._kernels this CPU runs (selecting each in turn; auto after)."""
+    out = []
+    for name in ("base", "avx2", "avx512"):
+        try:
+            kernels.select_isa(name)
+            out.append(name)
+        except ValueError:
+            pass
+    kernels.select_isa("auto")
+    return out

@@ -14,26 +14,14 @@ cb = pytest.importorskip("fastnn.backends.cython_backend")
 from .helpers import (  # noqa: E402
     OPTIMIZERS,
     assert_close,
+    available_isas,
     build,
     make_data,
     run_threads,
     train_pair,
 )
 
-
-def available_isas():
-    out = []
-    for name in ("base", "avx2", "avx512"):
-        try:
-            kernels.select_isa(name)
-            out.append(name)
-        except ValueError:
-            pass
-    kernels.select_isa("auto")
-    return out
-
-
-ISAS = available_isas()
+ISAS = available_isas(kernels)
 
 
 @pytest.fixture

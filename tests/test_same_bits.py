@@ -1,28 +1,17 @@
 """A row's outputs are the same bits whichever path computes them: one sample (the per-sample
-kernels) or a batch (the batched kernels: quads, gemm, the thin output layer four rows at a
-time), whatever rows come with it."""
+kernels) or a batch (the quads, the thin output layer four rows at a time), whatever rows
+come with it. (A layer wide enough for a gemm sums in another order: BLAS, or our own
+kernel's one chain per element.)"""
 
 import numpy as np
 import pytest
 
 kernels = pytest.importorskip("fastnn._kernels")
 
-from .helpers import OPTIMIZERS, build, make_data  # noqa: E402
+from .helpers import OPTIMIZERS, available_isas, build, make_data  # noqa: E402
 
 
-def _isas():
-    out = []
-    for name in ("base", "avx2", "avx512"):
-        try:
-            kernels.select_isa(name)
-            out.append(name)
-        except ValueError:
-            pass
-    kernels.select_isa("auto")
-    return out
-
-
-@pytest.fixture(params=_isas())
+@pytest.fixture(params=available_isas(kernels))
 def isa(request):
     kernels.select_isa(request.param)
     yield request.param
