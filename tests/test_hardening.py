@@ -106,7 +106,16 @@ def test_pickle_is_never_loaded(tmp_path):
 
 
 # ---- interruption, divergence, resume ------------------------------------------------------
-def test_ctrl_c_mid_fit_leaves_a_consistent_model(monkeypatch):
+@pytest.fixture
+def terminal_sigint():
+    """Ctrl-C as a terminal delivers it: a shell running us in the background (as a CI job
+    may) starts Python with SIGINT ignored, and then there is no KeyboardInterrupt to test."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_mid_fit_leaves_a_consistent_model(monkeypatch, terminal_sigint):
     import fastnn.training as ft
     monkeypatch.setattr(ft, "SAMPLES_PER_CALL", 64)       # many native calls per epoch
     x, y = blobs(n=3000)
