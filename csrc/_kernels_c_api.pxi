@@ -24,6 +24,8 @@ cdef extern from "fnn.h" nogil:
         double xpeak
         int narrow_T, narrow_vs
         size_t bytes
+        void *apack
+        int64_t apackld
 
     ctypedef struct fnn_opt:
         int kind

@@ -85,7 +85,11 @@ cdef class Workspace:
 
     @property
     def nbytes(self):
-        return self.ws.bytes
+        """Bytes held, the gemm's packing room (made by the first training step) included."""
+        cdef size_t pack = 0
+        if self.ws.apack != NULL:
+            pack = <size_t>(self.ws.T * self.ws.apackld * self.ws.elsize)
+        return self.ws.bytes + pack
 
     @property
     def input_peak(self):

@@ -55,6 +55,9 @@ typedef struct {
                                    (rows 4 KiB apart would alias in the store buffer) */
     void *grad;                 /* n_params gradient (gemm path) */
     void *tmp;                  /* T x maxld per-thread scratch rows */
+    void *apack;                /* T x apackld: the own sgemm's packed transposed A (fnn_gemm.h
+                                   apack_alloc; made by the first training step, or NULL) */
+    int64_t apackld;
     int32_t *nzi;               /* B x nzld nonzero input indices per sample */
     void *nzv;                  /* B x nzld their values (read back in order, not gathered
                                    from x again) */

@@ -18,7 +18,7 @@
 
 /* The gradient rows of one task (see fnn_batch_step.h batch_plan) into G. */
 static void NAME(grad_task)(const fnn_net *net, fnn_ws *ws, const REAL *x, const int64_t *rows,
-                            int B, REAL *G, int sparse0, const NAME(batch_task) *task)
+                            int B, REAL *G, int sparse0, const NAME(batch_task) *task, int tid)
 {
     const int l = task->l, nin = net->n[l], nout = net->n[l + 1];
     const int64_t r0 = task->r0, r1 = task->r1;
@@ -44,7 +44,7 @@ static void NAME(grad_task)(const fnn_net *net, fnn_ws *ws, const REAL *x, const
         const REAL *A = NAME(layer_input)(net, ws, x, rows, l, 0, B, 0, &lda);
         if (NAME(use_gemm)(net, l, B)) {
             NAME(gemm_rm)('T', 'N', (int)(w1 - r0), nout, B, A + r0, lda, D, ldd,
-                          GW + r0 * nout, nout);
+                          GW + r0 * nout, nout, NAME(apack)(ws, tid));
         } else if (NAME(is_thin)(nout)) {
             NAME(thin_grad_rows)(A, lda, D, ldd, B, nout, r0, w1, NULL, NULL, 0, GW);
         } else {
@@ -85,7 +85,7 @@ static void NAME(grad_loop)(const fnn_net *net, fnn_ws *ws, const REAL *P, const
         *corr_out = corr;
     }
     for (int k = NAME(next_item)(tm, 1, -1); k < n_tasks; k = NAME(next_item)(tm, 1, k))
-        NAME(grad_task)(net, ws, x, rows, B, G, sparse0, &tasks[k]);
+        NAME(grad_task)(net, ws, x, rows, B, G, sparse0, &tasks[k], tid);
     if (tm) fnn_team_barrier(tm, 1);
 }
 
@@ -111,6 +111,7 @@ static double NAME(grad_step_run)(const fnn_net *net, fnn_ws *ws, const void *Pv
     const int T = NAME(train_threads)(ws, nthreads, chunked);
     int saved[FNN_MAXBLAS];
     fnn_blas_hold1(saved);
+    NAME(apack_alloc)(net, ws);
     if (T <= 1) {
         NAME(grad_loop)(net, ws, P, x, y, rows, (int)B, (REAL)scale, G, acc_mode, chunked, NULL,
                         0, &loss, &corr);

@@ -141,7 +141,7 @@ static void NAME(batch_forward_rows)(const fnn_net *net, fnn_ws *ws, const REAL 
             const REAL *A = NAME(layer_input)(net, ws, x, rows, l, b0, b1, 1, &lda);
             if (NAME(use_gemm)(net, l, B)) {
                 NAME(gemm_rm)('N', 'N', nb, nout, nin, A + (int64_t)b0 * lda, lda, W, nout,
-                              Z + (int64_t)b0 * ldz, ldz);
+                              Z + (int64_t)b0 * ldz, ldz, NULL);
             } else if (NAME(is_thin)(nout)) {   /* fnn_thin.h */
                 NAME(thin_forward)(Z, ldz, W, nin, nout, A, lda, b0, b1, !to_out);
             } else {
@@ -192,7 +192,7 @@ static void NAME(batch_deltas)(const fnn_net *net, fnn_ws *ws, const REAL *P, in
     const REAL *W = P + net->woff[l];
     if (NAME(use_gemm)(net, l, B)) {
         NAME(gemm_rm)('N', 'T', b1 - b0, nin, nout, D + (int64_t)b0 * ldd, ldd, W, nout,
-                      Dl + (int64_t)b0 * ldl, ldl);
+                      Dl + (int64_t)b0 * ldl, ldl, NULL);
     } else if (NAME(is_thin)(nout)) {
         NAME(thin_deltas)(Dl, ldl, W, nin, nout, D, ldd, b0, b1);
     } else {
@@ -230,7 +230,8 @@ static double NAME(batch_loss_grad)(const fnn_net *net, fnn_ws *ws, const REAL *
             int lda;
             const REAL *A = NAME(layer_input)(net, ws, x, rows, l, 0, B, 0, &lda);
             if (NAME(use_gemm)(net, l, B)) {
-                NAME(gemm_rm)('T', 'N', nin, nout, B, A, lda, D, ldd, GW, nout);
+                NAME(gemm_rm)('T', 'N', nin, nout, B, A, lda, D, ldd, GW, nout,
+                              NAME(apack)(ws, 0));
             } else {
                 for (int i = 0; i < nin; i++)
                     NAME(weighted_rows)(GW + (int64_t)i * nout, nout, D, ldd, A + i, lda, B, 0);

@@ -110,7 +110,7 @@ FNN_NOINLINE void NAME(batch_update_task)(const fnn_net *net, fnn_ws *ws, REAL *
             /* applying the optimiser from xgemm's registers (no GW written and read back)
              * was a tie at best on wide-512 (Zen 4, 0.97-1.0x): W and its state are the traffic */
             NAME(gemm_rm)('T', 'N', (int)(w1 - r0), nout, B, A + r0, lda, D, ldd,
-                          GW + r0 * nout, nout);
+                          GW + r0 * nout, nout, NAME(apack)(ws, tid));
             NAME(update_params)(P, net->woff[l] + r0 * nout, GW + r0 * nout, (w1 - r0) * nout,
                                 o, 1);
         } else if (NAME(is_thin)(nout)) {   /* fnn_thin.h */
@@ -245,6 +245,7 @@ static double NAME(train_batch)(const fnn_net *net, fnn_ws *ws, REAL *P, const f
     int64_t corr = 0;
     int saved[FNN_MAXBLAS];
     fnn_blas_hold1(saved);   /* our threads, each with a one-thread BLAS */
+    NAME(apack_alloc)(net, ws);
     if (T <= 1) {
         NAME(batch_loop)(net, ws, P, op, x, y, order, n_order, start, nsteps, bs, acc_mode,
                          chunked, NULL, 0, &loss_sum, &corr);

@@ -297,5 +297,7 @@ int fnn_ws_init(fnn_ws *ws, const fnn_net *net, int B, int T, int es)
 void fnn_ws_free(fnn_ws *ws)
 {
     free(ws->block);
+    free(ws->apack);
     ws->block = NULL;
+    ws->apack = NULL;
 }
