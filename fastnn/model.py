@@ -243,14 +243,15 @@ class Sequential:
         xs, ts, xv, tv = prep.xs, prep.ts, prep.xv, prep.tv
         epochs, initial_epoch, seed = prep.epochs, prep.initial_epoch, prep.seed
         batch_size, callbacks = prep.batch_size, prep.callbacks
-        # deferred: the first epoch checks every row as it trains (training.InputWatch)
-        watch = InputWatch(self, "x", xs) if prep.deferred else None
-
+        previous = self.history
         history = self.history = History()
         self.stop_training = False
         ws = self._train_workspace(batch_size)
         for cb in callbacks:
             cb.on_train_begin(self)
+        # deferred: the first epoch checks every row as it trains (training.InputWatch); its
+        # copy of the state is also that epoch's start (training.run_epoch)
+        watch = InputWatch(self, "x", xs, previous) if prep.deferred else None
         try:
             for epoch in range(initial_epoch, epochs):
                 logs = run_epoch(self, xs, ts, epoch, batch_size, shuffle, seed, ws, verbose,

@@ -147,6 +147,54 @@ def test_ctrl_c_mid_fit_leaves_a_consistent_model(monkeypatch, terminal_sigint):
     np.testing.assert_array_equal(m.params, ref.params)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_is_the_elementwise_check(dtype):
+    from fastnn.training import all_finite
+    a = np.ones(1001, dtype)
+    assert all_finite(a)
+    for bad in (np.nan, np.inf, -np.inf):
+        a[500] = bad
+        assert not all_finite(a)
+    a[:] = np.finfo(dtype).max            # finite, but the one-pass sum overflows
+    assert all_finite(a)
+    a[-1] = np.nan
+    assert not all_finite(a)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cython", "numba"])
+def test_divergence_in_a_later_call_keeps_the_state_before_the_bad_step(monkeypatch, backend):
+    """fit keeps one copy of the state an epoch: a divergence replays the calls before the
+    failed one as they ran, then its steps one by one, and stops before the bad step."""
+    import re
+
+    import fastnn.training as ft
+    monkeypatch.setattr(ft, "SAMPLES_PER_CALL", 32)       # 2 steps of 16 a call
+    x, _ = blobs(n=96)
+    y = np.random.default_rng(1).normal(size=(96, 4)) * 100
+
+    def model():
+        return fn.Sequential([fn.Dense(16, "relu"), fn.Dense(4, "identity")], input_size=10,
+                             loss="mse", optimizer=fn.SGD(0.5, momentum=0.9), seed=0,
+                             backend=backend)
+
+    m = model()
+    with pytest.raises(fn.DivergenceError) as err:
+        m.fit(x, y, epochs=50, batch_size=16, seed=2, verbose=0)
+    epoch, step = map(int, re.search(r"epoch (\d+) at step (\d+)", str(err.value)).groups())
+    assert epoch > 0 or step >= 2, "diverged in the first call: the replay went untested"
+    assert np.isfinite(m.params).all() and np.isfinite(m.optimizer.m).all()
+    ref = model()                # the same run, stopped just before the bad step
+    if epoch:
+        ref.fit(x, y, epochs=epoch, batch_size=16, seed=2, verbose=0)
+    if step:
+        ws = ref.backend.workspace(ref.net, 16)
+        ref.backend.train_steps(ref.net, ref.optimizer, ref._inputs("x", x),
+                                ref._targets("y", y, len(x)).y,
+                                ref._epoch_order(len(x), epoch, True, 2), 0, step, 16, ws, 0)
+    np.testing.assert_array_equal(m.params, ref.params)
+    np.testing.assert_array_equal(m.optimizer.m, ref.optimizer.m)
+
+
 def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path, backend):
     x, y = blobs()
     with threads(1):
