@@ -234,9 +234,10 @@ static void NAME(gemm_rm)(char ta, char tb, int m, int n, int k, const REAL *A, 
 static void NAME(apack_alloc)(const fnn_net *net, fnn_ws *ws)
 {
 #if IS_F32 && VBYTES == 64 && defined(__AVX512F__)
+    if (ws->apack || !fnn_tune.own_gemm) return;
     int gemm = 0;
     for (int l = 0; l < net->L; l++) gemm |= NAME(use_gemm)(net, l, ws->B);
-    if (ws->apack || !fnn_tune.own_gemm || !gemm) return;
+    if (!gemm) return;
     const int64_t ld = (int64_t)(net->n[0] > net->maxn ? net->n[0] : net->maxn) * FNN_XGEMM_KC;
     void *p = NULL;
     if (posix_memalign(&p, 64, sizeof(float) * (size_t)(ld * ws->T)) == 0) {
